@@ -1,0 +1,461 @@
+package stream_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/towerwatch/towerwatch/stream"
+)
+
+func after(n uint64) stream.Option { return stream.After(stream.RevisionFromUint64(n)) }
+
+// drain reads exactly want items, then checks nothing else is pending.
+func drainN(t *testing.T, seq func(func(change, error) bool), n int) []string {
+	t.Helper()
+	got, err := collect(seq, n)
+	if err != nil {
+		t.Fatalf("stream ended after %d items: %v", len(got), err)
+	}
+	return got
+}
+
+func TestWatchDeliversBacklogInOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFeed(2500)
+		got := drainN(t, stream.Watch(t.Context(), f, after(0), stream.PageSize(100), quiet()), 2500)
+		if want := f.since(0); !slices.Equal(got, want) {
+			t.Fatalf("got %d items, want %d; first diff at %d", len(got), len(want), firstDiff(got, want))
+		}
+	})
+}
+
+// The guarantee matrix: every server behaviour DESIGN.md leaves open, with
+// and without prefetch, with faults and appends during the watch.
+func TestWatchGuaranteesUnderServerKnobs(t *testing.T) {
+	for _, inclusive := range []bool{false, true} {
+		for _, shuffle := range []bool{false, true} {
+			for _, repeat := range []int{0, 3} {
+				for _, prefetch := range []bool{true, false} {
+					name := fmt.Sprintf("inclusive=%v/shuffle=%v/repeat=%d/prefetch=%v", inclusive, shuffle, repeat, prefetch)
+					t.Run(name, func(t *testing.T) {
+						synctest.Test(t, func(t *testing.T) {
+							f := newFeed(1000)
+							f.inclusive, f.repeat = inclusive, repeat
+							if shuffle {
+								f.shuffle = rand.New(rand.NewPCG(1, 2))
+							}
+							f.inject(nil, failWith(errFlaky), nil, nil, failWith(errFlaky), failWith(errFlaky))
+							var got []string
+							for c, err := range stream.Watch(t.Context(), f, after(0), stream.PageSize(64),
+								stream.Prefetch(prefetch), stream.PollInterval(time.Second), quiet()) {
+								if err != nil {
+									t.Fatalf("after %d items: %v", len(got), err)
+								}
+								got = append(got, c.Rev)
+								if len(got) == 500 {
+									f.append(700) // changes arriving during the watch
+								}
+								if len(got) == 1700 {
+									break
+								}
+							}
+							if want := f.since(0); !slices.Equal(got, want) {
+								t.Fatalf("delivered sequence differs from the server's at %d (got %d, want %d)", firstDiff(got, want), len(got), len(want))
+							}
+						})
+					})
+				}
+			}
+		}
+	}
+}
+
+func TestWatchResumable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFeed(300)
+		first := drainN(t, stream.Watch(t.Context(), f, after(0), stream.PageSize(50), quiet()), 123)
+		last := stream.MustParseRevision(first[len(first)-1])
+		rest := drainN(t, stream.Watch(t.Context(), f, stream.After(last), stream.PageSize(50), quiet()), 300-123)
+		if all := append(first, rest...); !slices.Equal(all, f.since(0)) {
+			t.Fatalf("two runs differ from the server's sequence at %d", firstDiff(all, f.since(0)))
+		}
+	})
+}
+
+func TestWatchFromNowSkipsHistory(t *testing.T) {
+	for _, oldest := range []bool{false, true} {
+		t.Run(fmt.Sprintf("oldest=%v", oldest), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFeed(500)
+				f.oldest = oldest
+				f.onPoll = func(context.Context) error {
+					if len(f.calls()) == 1 { // after learning the head
+						f.append(3)
+					}
+					return nil
+				}
+				got := drainN(t, stream.Watch(t.Context(), f, quiet()), 3)
+				if want := []string{"501", "502", "503"}; !slices.Equal(got, want) {
+					t.Fatalf("got %v, want %v", got, want)
+				}
+				if c := f.calls()[0]; !c.After.IsZero() || c.Limit != 1 {
+					t.Fatalf("first poll %+v, want no start revision and limit 1", c)
+				}
+			})
+		})
+	}
+}
+
+func TestWatchFromNowOnEmptyFeed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFeed(0)
+		f.onPoll = func(context.Context) error {
+			if len(f.calls()) == 2 {
+				f.append(2)
+			}
+			return nil
+		}
+		got := drainN(t, stream.Watch(t.Context(), f, quiet()), 2)
+		if !slices.Equal(got, []string{"1", "2"}) {
+			t.Fatal(got)
+		}
+	})
+}
+
+// A backlog of 100 pages is drained without a single poll-interval wait.
+func TestCatchUpDoesNotSleep(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFeed(100 * 100)
+		start := time.Now()
+		drainN(t, stream.Watch(t.Context(), f, after(0), stream.PageSize(100), stream.PollInterval(time.Hour), quiet()), 10000)
+		if d := time.Since(start); d != 0 {
+			t.Fatalf("catching up 100 pages took %v of (fake) time, want 0", d)
+		}
+		if n := len(f.calls()); n != 100 && n != 101 {
+			t.Fatalf("%d polls for 100 pages", n)
+		}
+	})
+}
+
+func TestIdlePollingKeepsInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFeed(10)
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+		defer cancel()
+		revs, err := collect(stream.Watch(ctx, f, after(10), stream.PollInterval(10*time.Second), quiet()), -1)
+		if !errors.Is(err, context.DeadlineExceeded) || len(revs) != 0 {
+			t.Fatalf("got %v, %v", revs, err)
+		}
+		calls := f.calls()
+		for i := 1; i < len(calls); i++ {
+			gap := calls[i].At.Sub(calls[i-1].At)
+			if gap < 10*time.Second || gap > 11*time.Second {
+				t.Fatalf("poll %d came %v after the previous one, want 10s to 11s", i, gap)
+			}
+		}
+		if n := len(calls); n < 55 || n > 61 {
+			t.Fatalf("%d polls in 10 minutes at a 10s interval", n)
+		}
+	})
+}
+
+func TestBackoffStaysWithinBounds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFeed(1)
+		for range 12 {
+			f.inject(failWith(errFlaky))
+		}
+		var warnings atomic.Int32
+		got := drainN(t, stream.Watch(t.Context(), f, after(0), stream.Backoff(time.Second, 8*time.Second),
+			stream.OnWarning(func(err error) {
+				if !errors.Is(err, errFlaky) {
+					t.Errorf("warning %v", err)
+				}
+				warnings.Add(1)
+			}), quiet()), 1)
+		if !slices.Equal(got, []string{"1"}) || warnings.Load() != 12 {
+			t.Fatalf("got %v after %d warnings", got, warnings.Load())
+		}
+		calls := f.calls()
+		for i := 1; i < len(calls); i++ {
+			gap := calls[i].At.Sub(calls[i-1].At)
+			if gap < time.Second || gap > 8*time.Second {
+				t.Fatalf("retry %d waited %v, outside [1s, 8s]", i, gap)
+			}
+			if i > 6 && gap < 4*time.Second {
+				t.Fatalf("retry %d waited only %v: backoff does not grow", i, gap)
+			}
+		}
+	})
+}
+
+type retryAfter struct{ d time.Duration }
+
+func (r retryAfter) Error() string             { return "429 too many requests" }
+func (r retryAfter) RetryAfter() time.Duration { return r.d }
+
+func TestBackoffHonoursRetryAfter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFeed(1)
+		f.inject(failWith(fmt.Errorf("poll: %w", retryAfter{5 * time.Second})))
+		drainN(t, stream.Watch(t.Context(), f, after(0), stream.Backoff(100*time.Millisecond, time.Minute), quiet()), 1)
+		calls := f.calls()
+		if gap := calls[1].At.Sub(calls[0].At); gap != 5*time.Second {
+			t.Fatalf("waited %v after a Retry-After of 5s", gap)
+		}
+	})
+}
+
+func TestMaxRetries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFeed(5)
+		f.inject(failWith(errFlaky), failWith(errFlaky), failWith(errFlaky), failWith(errFlaky))
+		_, err := collect(stream.Watch(t.Context(), f, after(0), stream.MaxRetries(3), quiet()), -1)
+		var re *stream.RetryError
+		if !errors.Is(err, stream.ErrRetriesExhausted) || !errors.As(err, &re) || !errors.Is(err, errFlaky) || re.Attempts != 4 {
+			t.Fatalf("err = %v", err)
+		}
+		if n := len(f.calls()); n != 4 {
+			t.Fatalf("%d polls, want 4 (one try and three retries)", n)
+		}
+	})
+}
+
+func TestMaxRetriesResetsAfterSuccess(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFeed(5)
+		f.inject(failWith(errFlaky), nil, failWith(errFlaky), nil, failWith(errFlaky))
+		got := drainN(t, stream.Watch(t.Context(), f, after(0), stream.PageSize(2), stream.MaxRetries(1), quiet()), 5)
+		if !slices.Equal(got, f.since(0)) {
+			t.Fatal(got)
+		}
+	})
+}
+
+func TestFatalErrorEndsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFeed(5)
+		denied := errors.New("401 unauthorized")
+		f.inject(failWith(stream.Fatal(denied)))
+		start := time.Now()
+		_, err := collect(stream.Watch(t.Context(), f, after(0), quiet()), -1)
+		if !errors.Is(err, denied) || !stream.IsFatal(err) || time.Since(start) != 0 || len(f.calls()) != 1 {
+			t.Fatalf("err = %v after %v and %d polls", err, time.Since(start), len(f.calls()))
+		}
+		if stream.Fatal(nil) != nil || stream.IsFatal(denied) {
+			t.Fatal("Fatal(nil) or IsFatal of an unmarked error")
+		}
+	})
+}
+
+func TestCompaction(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		start uint64
+		opts  []stream.Option
+	}{
+		{"start below compact", 10, nil},
+		{"compacted during catch-up", 0, []stream.Option{stream.PageSize(10)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFeed(100)
+				if tc.start > 0 {
+					f.compactTo(50)
+				}
+				var got []string
+				var err error
+				for c, e := range stream.Watch(t.Context(), f, append(tc.opts, after(tc.start), quiet())...) {
+					if err = e; e != nil {
+						break
+					}
+					got = append(got, c.Rev)
+					if len(got) == 5 {
+						f.compactTo(60)
+					}
+				}
+				var ce *stream.CompactedError
+				if !errors.Is(err, stream.ErrCompacted) || !errors.As(err, &ce) {
+					t.Fatalf("err = %v", err)
+				}
+				if tc.start > 0 && (len(got) != 0 || ce.Compact.String() != "50" || ce.Position.String() != "10") {
+					t.Fatalf("got %v, %+v", got, ce)
+				}
+				if tc.start == 0 && (ce.Compact.String() != "60" || ce.Position.String() != got[len(got)-1]) {
+					t.Fatalf("got %v, %+v", got, ce)
+				}
+				if !strings.Contains(err.Error(), "re-list") {
+					t.Fatalf("error does not say what to do: %v", err)
+				}
+			})
+		})
+	}
+}
+
+func TestItemWithoutValidRevisionIsNeverDeliveredNorSkipped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFeed(6)
+		bad := 2
+		src := stream.NewSource(func(ctx context.Context, a stream.Revision, limit int) (stream.Page[change], error) {
+			p, err := f.Poll(ctx, a, limit)
+			if bad > 0 && len(p.Items) > 2 {
+				bad--
+				p.Items[2] = change{Rev: []string{"", "12a"}[bad]}
+			}
+			return p, err
+		}, f.Revision)
+		var warns []error
+		got := drainN(t, stream.Watch(t.Context(), src, after(0), stream.OnWarning(func(err error) { warns = append(warns, err) }), quiet()), 6)
+		if !slices.Equal(got, f.since(0)) || len(warns) != 2 {
+			t.Fatalf("got %v with warnings %v", got, warns)
+		}
+		for _, w := range warns {
+			if !errors.Is(w, stream.ErrProtocol) {
+				t.Fatalf("warning %v is not a protocol error", w)
+			}
+		}
+	})
+}
+
+func TestCancelInterruptsBackoffAndHungPoll(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault func(context.Context) error
+	}{
+		{"backoff", failWith(errFlaky)},
+		{"hung poll", hang},
+		{"interval", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFeed(0)
+				f.inject(nil, tc.fault)
+				ctx, cancel := context.WithCancel(t.Context())
+				done := make(chan error)
+				go func() {
+					_, err := collect(stream.Watch(ctx, f, after(0), stream.PollTimeout(0), stream.Backoff(time.Hour, time.Hour), stream.PollInterval(time.Hour), quiet()), -1)
+					done <- err
+				}()
+				time.Sleep(time.Minute) // fake time: the watch is now waiting
+				synctest.Wait()
+				start := time.Now()
+				cancel()
+				if err := <-done; !errors.Is(err, context.Canceled) || time.Since(start) != 0 {
+					t.Fatalf("err %v after %v", err, time.Since(start))
+				}
+			})
+		})
+	}
+}
+
+func TestPollTimeoutRetriesHungPoll(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFeed(3)
+		f.inject(hang)
+		var warn error
+		got := drainN(t, stream.Watch(t.Context(), f, after(0), stream.PollTimeout(5*time.Second),
+			stream.OnWarning(func(err error) { warn = err }), quiet()), 3)
+		if len(got) != 3 || !errors.Is(warn, context.DeadlineExceeded) || !strings.Contains(warn.Error(), "timed out") {
+			t.Fatalf("got %v, warning %v", got, warn)
+		}
+	})
+}
+
+// Breaking out of the loop while a prefetch is in flight cancels and
+// reaps it before the range statement returns.
+func TestBreakStopsPrefetch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFeed(1000)
+		var inflight atomic.Int32
+		f.onPoll = func(ctx context.Context) error {
+			if len(f.calls()) >= 1 {
+				inflight.Add(1)
+				defer inflight.Add(-1)
+				return hang(ctx)
+			}
+			return nil
+		}
+		for range stream.Watch(t.Context(), f, after(0), stream.PageSize(10), stream.PollTimeout(0), quiet()) {
+			synctest.Wait() // the prefetch is now hanging
+			if inflight.Load() != 1 {
+				t.Fatalf("%d prefetches in flight, want 1", inflight.Load())
+			}
+			break
+		}
+		if inflight.Load() != 0 {
+			t.Fatal("prefetch still running after break")
+		}
+	})
+}
+
+// A slow consumer never makes the engine fetch more than one page ahead.
+func TestPrefetchIsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFeed(1000)
+		n := 0
+		for _, err := range stream.Watch(t.Context(), f, after(0), stream.PageSize(10), quiet()) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+			time.Sleep(time.Second) // a slow consumer (fake time)
+			synctest.Wait()
+			if polls := len(f.calls()); polls > (n-1)/10+2 {
+				t.Fatalf("after %d items, %d polls: more than one page ahead", n, polls)
+			}
+			if n == 95 {
+				break
+			}
+		}
+	})
+}
+
+func TestInvalidOptions(t *testing.T) {
+	f := newFeed(1)
+	for _, opt := range []stream.Option{
+		stream.PageSize(1), stream.PollInterval(0), stream.MaxRetries(-1), stream.Backoff(0, time.Second),
+		stream.Backoff(time.Second, time.Millisecond), stream.PollTimeout(-1),
+	} {
+		_, err := collect(stream.Watch(context.Background(), f, opt), -1)
+		if !errors.Is(err, stream.ErrInvalidOption) {
+			t.Errorf("err = %v", err)
+		}
+	}
+	_, err := collect(stream.Watch[change](context.Background(), nil), -1)
+	if !errors.Is(err, stream.ErrInvalidOption) {
+		t.Errorf("nil source: %v", err)
+	}
+	if len(f.calls()) != 0 {
+		t.Error("polled despite a bad option")
+	}
+}
+
+func TestOnPollReportsProgress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFeed(25)
+		var infos []stream.PollInfo
+		drainN(t, stream.Watch(t.Context(), f, after(0), stream.PageSize(10), stream.Prefetch(false),
+			stream.OnPoll(func(p stream.PollInfo) { infos = append(infos, p) }), quiet()), 25)
+		if len(infos) != 3 || infos[0].Head.String() != "25" || infos[0].New != 10 || infos[0].CaughtUp ||
+			infos[2].Last.String() != "25" || !infos[2].CaughtUp {
+			t.Fatalf("%+v", infos)
+		}
+	})
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
