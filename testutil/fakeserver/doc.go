@@ -1,0 +1,77 @@
+// Package fakeserver is a stand-in for SmartX CloudTower's resource-change
+// endpoint that the CloudTower Go SDK cannot tell from the real one.
+//
+// It is ordinary (non-test) code with no dependencies outside the standard
+// library, used by tests (also inside testing/synctest bubbles), examples,
+// the CLI's demo mode and benchmarks. It starts no goroutine of its own
+// except the loopback HTTP server that StartHTTP creates and Close stops.
+//
+// # Wire contract
+//
+// All paths live under BasePath ("/v2/api").
+//
+//   - POST /v2/api/login with a JSON body {"username":..,"password":..,
+//     "source":..} answers 200 {"data":{"token":"<token>"}} when the
+//     credentials match Config.Username and Config.Password, and 400 with a
+//     JSON error body otherwise.
+//   - GET /v2/api/resource-changes needs the header "Authorization: <token>"
+//     (the bare token, no "Bearer") unless Config.DisableAuth is set;
+//     otherwise it answers 401 with a JSON error body.
+//   - Query parameters: start_revision (a decimal string), limit (an integer
+//     from 1 to MaxLimit, DefaultLimit when absent), resource_type (a
+//     comma-separated list of types), resource_id and action (exact
+//     matches). An empty parameter counts as absent. A start_revision that
+//     is not all decimal digits, or a limit that is not an integer in range,
+//     gets 400 with a JSON error body. A start_revision too large for a
+//     uint64 is valid and above every revision.
+//   - The 200 answer is
+//     {"data":[event...],"currentRevision":"<head>","compactRevision":"<compact>","ec":"0","error":null}
+//     where every event is {"action","created_at","new_value","old_value",
+//     "prev_revision","resource_id","resource_type","revision"}, all JSON
+//     strings. Revisions are decimal strings; created_at is RFC 3339 in UTC
+//     with milliseconds ("2025-01-02T03:04:05.678Z"); new_value and
+//     old_value are strings holding JSON. An empty Event.NewValue or
+//     Event.OldValue is omitted from the event object (so a CREATE has no
+//     old_value and a DELETE no new_value, and the SDK sees nil).
+//   - JSON error bodies look like CloudTower's ErrorBody:
+//     {"message":"...","path":"/v2/api/...","status":400,"code":"..."}.
+//   - Unknown paths and wrong methods get 404 with the plain-text body
+//     "Cannot GET /path", as the real server's Express router does.
+//   - Every response that has a body sets Content-Length (bodies are
+//     encoded into a buffer first) and Content-Type, so that HTTP
+//     keep-alive works.
+//
+// # Revisions and the page
+//
+// Revisions are uint64, assigned by Append from 1 upwards. Head is the
+// newest revision ever appended ("0" for an empty log). CompactRevision is
+// the newest revision whose history was discarded by Compact or by
+// retention ("0" if none): a client positioned below it has lost changes.
+// prev_revision is the revision of the previous event in the log ("0" for
+// the first).
+//
+// A page is the first limit events, in revision order, that are above
+// start_revision (or at or above it, see Knobs.InclusiveStart) and match
+// the filters. When start_revision is absent the page is the newest limit
+// matching events (or the oldest, see Knobs.OldestWhenNoStart).
+// currentRevision is always the global head, whatever the filters.
+// Discarded events are never served; a start_revision below the compact
+// revision silently gets what remains, from the oldest retained event on,
+// as a real server would: detecting the gap is the client's job.
+//
+// # Knobs and faults
+//
+// The exact semantics of the real server are not public, so Knobs selects
+// among the plausible ones (inclusive start, which page an absent start
+// gives, shuffled pages, repeated pages). Faults (see FaultKind) script or
+// randomise server and network failures. Both can be changed while the
+// server runs.
+//
+// # Transports
+//
+// StartHTTP serves on a loopback port (use Host with base path BasePath and
+// scheme "http" for the SDK). Transport serves in memory in the caller's
+// goroutine, without network or goroutines, so that it works inside
+// testing/synctest bubbles; create the Server inside the bubble then, so
+// that its channels and timers belong to it.
+package fakeserver

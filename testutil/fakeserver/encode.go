@@ -1,0 +1,201 @@
+package fakeserver
+
+import (
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// buffer is a pooled response body.
+type buffer struct{ b []byte }
+
+// maxPooled is the largest buffer kept for reuse (a full page of 1000
+// generated events is about 800 KiB).
+const maxPooled = 4 << 20
+
+var bufPool = sync.Pool{New: func() any { return &buffer{b: make([]byte, 0, 4096)} }}
+
+func getBuffer() *buffer { return bufPool.Get().(*buffer) }
+
+func (b *buffer) free() {
+	if b == nil || cap(b.b) > maxPooled {
+		return
+	}
+	b.b = b.b[:0]
+	bufPool.Put(b)
+}
+
+// pageEvents is a pooled scratch slice for the events of one page.
+type pageEvents struct{ ev []Event }
+
+var pagePool = sync.Pool{New: func() any { return &pageEvents{ev: make([]Event, 0, DefaultLimit)} }}
+
+func (p *pageEvents) free() {
+	clear(p.ev) // drop string references
+	p.ev = p.ev[:0]
+	pagePool.Put(p)
+}
+
+// corruption says how appendPage damages one event of the page.
+type corruption int
+
+const (
+	corruptNone corruption = iota
+	corruptMissingRevision
+	corruptInvalidRevision
+)
+
+// appendPage appends the 200 response body for a page. When c is not
+// corruptNone, the event at index bad loses its revision or gets an
+// invalid one.
+func appendPage(dst []byte, evs []Event, head, compact uint64, c corruption, bad int) []byte {
+	dst = append(dst, `{"data":[`...)
+	for i := range evs {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		cc := corruptNone
+		if i == bad {
+			cc = c
+		}
+		dst = appendEvent(dst, &evs[i], cc)
+	}
+	dst = append(dst, `],"currentRevision":"`...)
+	dst = strconv.AppendUint(dst, head, 10)
+	dst = append(dst, `","compactRevision":"`...)
+	dst = strconv.AppendUint(dst, compact, 10)
+	dst = append(dst, `","ec":"0","error":null}`...)
+	return dst
+}
+
+func appendEvent(dst []byte, e *Event, c corruption) []byte {
+	dst = append(dst, `{"action":`...)
+	dst = appendString(dst, e.Action)
+	dst = append(dst, `,"created_at":"`...)
+	dst = appendTime(dst, e.CreatedAt)
+	dst = append(dst, '"')
+	if e.NewValue != "" {
+		dst = append(dst, `,"new_value":`...)
+		dst = appendString(dst, e.NewValue)
+	}
+	if e.OldValue != "" {
+		dst = append(dst, `,"old_value":`...)
+		dst = appendString(dst, e.OldValue)
+	}
+	dst = append(dst, `,"prev_revision":"`...)
+	dst = strconv.AppendUint(dst, e.PrevRevision, 10)
+	dst = append(dst, `","resource_id":`...)
+	dst = appendString(dst, e.ResourceID)
+	dst = append(dst, `,"resource_type":`...)
+	dst = appendString(dst, e.ResourceType)
+	switch c {
+	case corruptMissingRevision:
+		// no revision at all
+	case corruptInvalidRevision:
+		dst = append(dst, `,"revision":"`...)
+		dst = strconv.AppendUint(dst, e.Revision, 10)
+		dst = append(dst, `a"`...)
+	default:
+		dst = append(dst, `,"revision":"`...)
+		dst = strconv.AppendUint(dst, e.Revision, 10)
+		dst = append(dst, '"')
+	}
+	return append(dst, '}')
+}
+
+// appendError appends a CloudTower ErrorBody-like JSON object.
+func appendError(dst []byte, status int, code, path, message string) []byte {
+	dst = append(dst, `{"message":`...)
+	dst = appendString(dst, message)
+	dst = append(dst, `,"path":`...)
+	dst = appendString(dst, path)
+	dst = append(dst, `,"status":`...)
+	dst = strconv.AppendInt(dst, int64(status), 10)
+	dst = append(dst, `,"code":`...)
+	dst = appendString(dst, code)
+	return append(dst, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// safeASCII[c] is true for ASCII bytes that need no escaping in a JSON
+// string.
+var safeASCII = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// appendString appends s as a JSON string literal. Invalid UTF-8 becomes
+// U+FFFD, as with encoding/json; U+2028 and U+2029 are escaped so that the
+// output is also valid JavaScript. HTML characters are not escaped.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if safeASCII[c] {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// appendTime appends t in UTC as RFC 3339 with milliseconds, like
+// JavaScript's Date.toISOString.
+func appendTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	y, mo, d := t.Date()
+	if y < 0 || y > 9999 {
+		return t.AppendFormat(dst, "2006-01-02T15:04:05.000Z07:00")
+	}
+	h, mi, s := t.Clock()
+	ms := t.Nanosecond() / 1e6
+	dst = append(dst,
+		byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+		byte('0'+int(mo)/10), byte('0'+int(mo)%10), '-',
+		byte('0'+d/10), byte('0'+d%10), 'T',
+		byte('0'+h/10), byte('0'+h%10), ':',
+		byte('0'+mi/10), byte('0'+mi%10), ':',
+		byte('0'+s/10), byte('0'+s%10), '.',
+		byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
+	return dst
+}

@@ -1,0 +1,244 @@
+package fakeserver
+
+import (
+	"slices"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Actions of the changes the generator produces.
+const (
+	ActionCreate = "CREATE"
+	ActionUpdate = "UPDATE"
+	ActionDelete = "DELETE"
+)
+
+// Event is one change in the server's log.
+//
+// Append assigns Revision, PrevRevision and (when zero) CreatedAt; every
+// other field is served verbatim. An empty NewValue or OldValue is left out
+// of the JSON event.
+type Event struct {
+	// Revision is the event's position in the log, from 1 upwards.
+	Revision uint64
+	// PrevRevision is the revision of the event before it in the log, 0 for
+	// the first event.
+	PrevRevision uint64
+	// Action is what happened: ActionCreate, ActionUpdate or ActionDelete
+	// for generated events.
+	Action string
+	// ResourceType is the kind of resource, such as TypeVM.
+	ResourceType string
+	// ResourceID is the resource's id, a CloudTower cuid for generated
+	// events.
+	ResourceID string
+	// NewValue is the resource as JSON after the change ("" for a delete).
+	NewValue string
+	// OldValue is the resource as JSON before the change ("" for a create).
+	OldValue string
+	// CreatedAt is when the change happened; it is served in UTC with
+	// millisecond precision.
+	CreatedAt time.Time
+}
+
+// eventLog is the ordered, compactable list of events.
+type eventLog struct {
+	mu          sync.RWMutex
+	events      []Event // retained events, revisions strictly increasing
+	head        uint64  // newest revision ever appended
+	compact     uint64  // newest discarded revision
+	retention   int     // keep at most this many events; 0 means all
+	lastCreated time.Time
+}
+
+// append adds evs and returns the new head. now is used for events without
+// a CreatedAt; created_at never goes backwards.
+func (l *eventLog) append(now time.Time, evs []Event) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now = now.Truncate(time.Millisecond)
+	for _, e := range evs {
+		if e.CreatedAt.IsZero() {
+			e.CreatedAt = now
+			if e.CreatedAt.Before(l.lastCreated) {
+				e.CreatedAt = l.lastCreated
+			}
+		}
+		if e.CreatedAt.After(l.lastCreated) {
+			l.lastCreated = e.CreatedAt
+		}
+		e.PrevRevision = l.head
+		l.head++
+		e.Revision = l.head
+		l.events = append(l.events, e)
+	}
+	l.applyRetentionLocked()
+	return l.head
+}
+
+// reserve makes room for n more events, so that a large Generate does not
+// copy the log over and over.
+func (l *eventLog) reserve(n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.retention > 0 {
+		n = min(n, l.retention)
+	}
+	l.events = slices.Grow(l.events, n)
+}
+
+func (l *eventLog) applyRetentionLocked() {
+	if l.retention > 0 && len(l.events) > l.retention {
+		l.dropLocked(len(l.events) - l.retention)
+	}
+}
+
+// dropLocked discards the n oldest retained events.
+func (l *eventLog) dropLocked(n int) {
+	if n <= 0 {
+		return
+	}
+	l.compact = l.events[n-1].Revision
+	clear(l.events[:n])
+	l.events = l.events[n:]
+	// Copy the survivors when most of the backing array is dead, so that
+	// memory stays proportional to what is retained.
+	if len(l.events) < cap(l.events)/4 {
+		l.events = append(make([]Event, 0, 2*len(l.events)+16), l.events...)
+	}
+}
+
+// compactTo discards every event at or below upTo (clamped to the head)
+// and returns the compact revision.
+func (l *eventLog) compactTo(upTo uint64) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	upTo = min(upTo, l.head)
+	if upTo <= l.compact {
+		return l.compact
+	}
+	n := l.indexAbove(upTo)
+	l.dropLocked(n)
+	l.compact = upTo // also when no retained event was at exactly upTo
+	return l.compact
+}
+
+// indexAbove returns the index of the first retained event with a revision
+// above rev.
+func (l *eventLog) indexAbove(rev uint64) int {
+	return sort.Search(len(l.events), func(i int) bool { return l.events[i].Revision > rev })
+}
+
+func (l *eventLog) setRetention(n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.retention = max(n, 0)
+	l.applyRetentionLocked()
+}
+
+func (l *eventLog) revisions() (head, compact uint64, n int) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.head, l.compact, len(l.events)
+}
+
+func (l *eventLog) snapshot(after uint64) []Event {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	i := l.indexAbove(after)
+	return append([]Event(nil), l.events[i:]...)
+}
+
+// last returns the newest retained event.
+func (l *eventLog) last() (Event, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if len(l.events) == 0 {
+		return Event{}, false
+	}
+	return l.events[len(l.events)-1], true
+}
+
+// pageQuery is a validated resource-change query.
+type pageQuery struct {
+	start     uint64
+	hasStart  bool
+	beyond    bool // start_revision does not fit in a uint64
+	inclusive bool
+	newest    bool // with no start: the newest page rather than the oldest
+	limit     int
+	filter    filter
+}
+
+// filter selects events by type, id and action; empty fields match all.
+type filter struct {
+	types  []string
+	id     string
+	action string
+}
+
+func (f *filter) empty() bool { return len(f.types) == 0 && f.id == "" && f.action == "" }
+
+func (f *filter) match(e *Event) bool {
+	if f.id != "" && e.ResourceID != f.id {
+		return false
+	}
+	if f.action != "" && e.Action != f.action {
+		return false
+	}
+	if len(f.types) == 0 {
+		return true
+	}
+	for _, t := range f.types {
+		if e.ResourceType == t {
+			return true
+		}
+	}
+	return false
+}
+
+// page appends the events of the page q selects to dst, in revision order,
+// and returns them with the head and compact revisions.
+func (l *eventLog) page(dst []Event, q *pageQuery) ([]Event, uint64, uint64) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	evs := l.events
+	if !q.hasStart && q.newest {
+		if q.filter.empty() {
+			return append(dst, evs[max(0, len(evs)-q.limit):]...), l.head, l.compact
+		}
+		n0 := len(dst)
+		for i := len(evs) - 1; i >= 0 && len(dst)-n0 < q.limit; i-- {
+			if q.filter.match(&evs[i]) {
+				dst = append(dst, evs[i])
+			}
+		}
+		found := dst[n0:]
+		for i, j := 0, len(found)-1; i < j; i, j = i+1, j-1 {
+			found[i], found[j] = found[j], found[i]
+		}
+		return dst, l.head, l.compact
+	}
+	from := 0
+	if q.hasStart {
+		switch {
+		case q.beyond:
+			from = len(evs)
+		case q.inclusive && q.start > 0:
+			from = l.indexAbove(q.start - 1)
+		default:
+			from = l.indexAbove(q.start)
+		}
+	}
+	if q.filter.empty() {
+		return append(dst, evs[from:min(len(evs), from+q.limit)]...), l.head, l.compact
+	}
+	n0 := len(dst)
+	for i := from; i < len(evs) && len(dst)-n0 < q.limit; i++ {
+		if q.filter.match(&evs[i]) {
+			dst = append(dst, evs[i])
+		}
+	}
+	return dst, l.head, l.compact
+}
