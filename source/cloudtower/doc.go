@@ -1,0 +1,73 @@
+// Package cloudtower plugs CloudTower's resource-change feed into the
+// stream engine: Source polls GET /resource-changes through the official
+// SDK (github.com/smartxworks/cloudtower-go-sdk/v2) and implements
+// stream.Source[*models.ResourceChangeEvent], and Dial builds a logged-in
+// SDK client with verified TLS and request timeouts.
+//
+//	c, err := cloudtower.Dial(ctx, cloudtower.Config{
+//		Host:     "tower.example.com",
+//		Username: "watcher",
+//		Password: os.Getenv("TOWER_PASSWORD"),
+//	})
+//	if err != nil {
+//		return err // errors.Is(err, cloudtower.ErrUnauthorized), ...
+//	}
+//	src := cloudtower.New(c, cloudtower.ResourceTypes("Vm", "Host"))
+//	for ev, err := range cloudtower.Watch(ctx, src, stream.After(rev)) {
+//		if err != nil {
+//			return err // the stream has ended
+//		}
+//		handle(ev) // *ev.Revision, *ev.Action, *ev.ResourceType, ...
+//	}
+//
+// The delivery guarantees (ordered, unique, reliable, resumable, bounded,
+// prompt) are the stream package's; this package only maps CloudTower's
+// requests, responses and errors onto it. Resume after the last handled
+// revision with stream.After, or read it with RevisionOf.
+//
+// # Requests
+//
+// Each poll sends start_revision (omitted when the stream has no position
+// yet: the engine then only wants the head), limit (at most MaxPageSize),
+// and the filters set with ResourceTypes, ResourceID and Action, with the
+// stream's context, so cancelling the stream or its PollTimeout aborts the
+// request. The response's currentRevision and compactRevision become the
+// page's Head and Compact; absent or empty, they are zero (unknown, none).
+//
+// # Errors
+//
+// One table, in statusKind, decides what a failure means. HTTP error
+// statuses become an *APIError (errors.As for Status and the server's
+// Message; Unwrap reaches the SDK's own error type):
+//
+//	failure                                  stream             errors.Is
+//	404, any body (JSON, text, HTML, empty)  ends at once       ErrUnsupported
+//	400                                      ends at once       ErrBadRequest (message from the server)
+//	401, 403                                 ends at once       ErrUnauthorized
+//	other 4xx except 408 and 429             ends at once       ErrBadRequest
+//	408, 429, 5xx                            retried            - (Retry-After honoured, see below)
+//	network error, timeout, reset            retried            - (wraps the *url.Error ...)
+//	undecodable 200 (truncated, malformed)   retried            - (wraps the SDK's error)
+//	invalid currentRevision/compactRevision  retried            stream.ErrProtocol
+//	event without a valid revision           retried (page)     stream.ErrProtocol
+//
+// Fatal errors are marked with stream.Fatal, so the stream ends with them
+// at once; the others are retried with backoff by the engine (forever, or
+// up to stream.MaxRetries) and reported to its OnWarning hook and logger.
+// A page holding an event without a valid revision is rejected whole: such
+// an event is never delivered, and nothing after it is skipped.
+//
+// A Retry-After header is honoured when the SDK keeps the response: for
+// statuses it does not model (429, 502, 503, ...) and for bodies it could
+// not decode. It is lost for a 500 with a JSON body, which the SDK decodes
+// into a type without headers.
+//
+// A token expires: the stream then ends with ErrUnauthorized. Dial again
+// and resume after the last handled revision.
+//
+// # Secrets
+//
+// Neither the password nor the token appears in an error, a log line or a
+// printed Config. Dial turns off the SDK runtime's DEBUG dump, which would
+// print both.
+package cloudtower
