@@ -1,0 +1,216 @@
+package operators
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/towerwatch/towerwatch/stream"
+)
+
+func TestBatchBySize(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := collect(Batch(t.Context(), seqOf(nil, 1, 2, 3, 4, 5, 6, 7), 3, time.Second))
+		wantEqual(t, "batches", g.vals, [][]int{{1, 2, 3}, {4, 5, 6}, {7}})
+		wantEqual(t, "errors", len(g.errs), 0)
+	})
+}
+
+func TestBatchEmpty(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := collect(Batch(t.Context(), seqOf[int](nil), 3, time.Second))
+		if len(g.vals)+len(g.errs) != 0 {
+			t.Fatalf("got %v, want nothing (no empty batch)", g)
+		}
+	})
+}
+
+func TestBatchByTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		f := newFeed[int]()
+		go func() {
+			f.ch <- 1
+			time.Sleep(3 * time.Millisecond)
+			f.ch <- 2 // the wait runs from the first value: still [1 2] at 10ms
+			time.Sleep(20 * time.Millisecond)
+			f.ch <- 3
+			f.ch <- 4
+			f.ch <- 5 // full: at once
+			f.ch <- 6
+			close(f.ch)
+		}()
+		start := time.Now()
+		type stamped struct {
+			b  []int
+			at time.Duration
+		}
+		var out []stamped
+		for b, err := range Batch(ctx, f.seq(ctx), 3, 10*time.Millisecond) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, stamped{b, time.Since(start)})
+		}
+		want := []stamped{
+			{[]int{1, 2}, 10 * time.Millisecond},
+			{[]int{3, 4, 5}, 23 * time.Millisecond},
+			{[]int{6}, 23 * time.Millisecond}, // flushed by the end of the feed
+		}
+		wantEqual(t, "batches", out, want)
+	})
+}
+
+func TestBatchWaitZeroMeansSizeOnly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		f := newFeed[int]()
+		go func() {
+			f.ch <- 1
+			time.Sleep(time.Hour)
+			f.ch <- 2
+			f.ch <- 3
+			time.Sleep(time.Hour)
+			close(f.ch)
+		}()
+		start := time.Now()
+		var at []time.Duration
+		var bs [][]int
+		for b, err := range Batch(ctx, f.seq(ctx), 2, 0) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			bs = append(bs, b)
+			at = append(at, time.Since(start))
+		}
+		wantEqual(t, "batches", bs, [][]int{{1, 2}, {3}})
+		wantEqual(t, "times", at, []time.Duration{time.Hour, 2 * time.Hour})
+	})
+}
+
+func TestBatchUpstreamErrorFlushesFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		seq := func(yield func(int, error) bool) {
+			_ = yield(1, nil) && yield(2, nil) && yield(0, errBoom) && yield(3, nil)
+		}
+		var out []any
+		for b, err := range Batch(t.Context(), seq, 5, time.Second) {
+			if err != nil {
+				if b != nil {
+					t.Fatalf("batch %v with the error, want nil", b)
+				}
+				out = append(out, err)
+				continue
+			}
+			out = append(out, b)
+		}
+		wantEqual(t, "sequence", out, []any{[]int{1, 2}, errBoom, []int{3}})
+	})
+}
+
+func TestBatchBreakAfterFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var yielded int
+		for b, err := range Batch(t.Context(), count(&yielded), 2, time.Second) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantEqual(t, "first batch", b, []int{1, 2})
+			break
+		}
+		synctest.Wait() // the reading goroutine has returned (synctest.Test checks it)
+		if yielded > 3 {
+			t.Fatalf("upstream yielded %d values, want at most one ahead of the consumer", yielded)
+		}
+	})
+}
+
+func TestBatchCancelWhileWaiting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		f := newFeed[int]()
+		go func() { f.ch <- 1 }()
+		time.AfterFunc(5*time.Millisecond, cancel)
+		var out []any
+		for b, err := range Batch(ctx, f.seq(ctx), 3, time.Hour) {
+			if err != nil {
+				out = append(out, err)
+				continue
+			}
+			out = append(out, b)
+		}
+		// The pending batch is flushed, then ctx.Err() ends the sequence.
+		wantEqual(t, "sequence", out, []any{[]int{1}, context.Canceled})
+	})
+}
+
+func TestBatchCancelWithUpstreamIgnoringContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		release := make(chan struct{})
+		stuck := func(yield func(int, error) bool) { <-release } // never yields
+		time.AfterFunc(time.Second, cancel)
+		g := collect(Batch(ctx, stuck, 3, time.Millisecond))
+		if len(g.errs) != 1 || g.errs[0] != context.Canceled {
+			t.Fatalf("errors %v, want [context.Canceled]", g.errs)
+		}
+		close(release) // lets the reading goroutine end
+	})
+}
+
+func TestBatchInvalid(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		wait time.Duration
+	}{{0, time.Second}, {-1, 0}, {1, -time.Second}} {
+		g := collect(Batch(context.Background(), seqOf(nil, 1, 2), c.n, c.wait))
+		if len(g.vals) != 0 || len(g.errs) != 1 {
+			t.Fatalf("Batch(%d, %v): got %v, want one error", c.n, c.wait, g)
+		}
+		wantErrIs(t, g.errs[0], ErrInvalidArgument)
+	}
+}
+
+func TestBatchOverWatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		src := newMemSource(10, true)
+		events := stream.Watch(ctx, src.source(), fastOpts(stream.After(rev(0)))...)
+		var got []uint64
+		var end error
+		for b, err := range Batch(ctx, events, 4, 50*time.Millisecond) {
+			if err != nil {
+				end = err
+				break
+			}
+			if len(b) > 4 {
+				t.Fatalf("batch of %d", len(b))
+			}
+			got = append(got, revs(b)...)
+		}
+		wantEqual(t, "revisions", got, seqRange(1, 10))
+		wantErrIs(t, end, errEnd)
+	})
+}
+
+func TestBatchOverWatchBreakThenCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		src := newMemSource(3, false) // then caught up: the watch waits between polls
+		events := stream.Watch(ctx, src.source(), fastOpts(stream.After(rev(0)))...)
+		for b, err := range Batch(ctx, events, 10, 5*time.Millisecond) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantEqual(t, "first batch", revs(b), []uint64{1, 2, 3})
+			break
+		}
+		// The reading goroutine may wait inside the watch: cancelling the
+		// watch's context releases it (synctest.Test fails otherwise).
+		cancel()
+	})
+}
