@@ -1,0 +1,27 @@
+// Command ctwatch tails CloudTower's resource-change feed: it prints
+// changes as they happen (a table on a terminal, one JSON object per line
+// otherwise), catches up on a backlog quickly and resumes after a restart
+// with --checkpoint. Run "ctwatch --help" for the flags, or
+// "ctwatch --demo" to see it work without a CloudTower.
+//
+// The logic lives in internal/cli; this program only wires it to the
+// process: arguments, environment, standard streams, and Ctrl-C or
+// SIGTERM, which end the watch cleanly (output flushed, checkpoint saved,
+// exit code 0).
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/towerwatch/towerwatch/internal/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

@@ -1,0 +1,545 @@
+// Package cli is the ctwatch command: Run parses the flags, watches the
+// CloudTower change feed (or the embedded demo server, or a source an
+// Extension supplies) and prints the changes, with a checkpoint file, a
+// progress display and exit codes that tell what went wrong. The program
+// in cmd/ctwatch only wires Run to the process.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/smartxworks/cloudtower-go-sdk/v2/models"
+	"golang.org/x/term"
+
+	"github.com/towerwatch/towerwatch/operators"
+	"github.com/towerwatch/towerwatch/source/cloudtower"
+	"github.com/towerwatch/towerwatch/stream"
+)
+
+// Exit codes of Run.
+const (
+	ExitOK           = 0 // done: --limit reached, Ctrl-C or SIGTERM, or the source ended
+	ExitFailure      = 1 // any other runtime error
+	ExitUsage        = 2 // bad flags or configuration; a usage line is printed
+	ExitCompacted    = 3 // the start revision is below the server's compact revision
+	ExitUnsupported  = 4 // the server has no resource-change API (HTTP 404)
+	ExitUnauthorized = 5 // the server refused the credentials (HTTP 400 on login, 401, 403)
+)
+
+// Env looks up an environment variable; "" means unset. The program
+// passes os.Getenv; tests pass a map lookup.
+type Env func(key string) string
+
+// Terminal is implemented by outputs that know whether they are a
+// terminal. Run asks stdout and stderr: an *os.File is asked through
+// golang.org/x/term, any other writer through this method (tests pass a
+// writer whose IsTerminal returns true), and a writer with neither is not
+// a terminal.
+type Terminal interface {
+	IsTerminal() bool
+}
+
+func isTerminal(w any) bool {
+	switch t := w.(type) {
+	case Terminal:
+		return t.IsTerminal()
+	case *os.File:
+		return term.IsTerminal(int(t.Fd()))
+	}
+	return false
+}
+
+func termWidth(w any) func() int {
+	f, ok := w.(*os.File)
+	if !ok {
+		return nil
+	}
+	return func() int {
+		cols, _, err := term.GetSize(int(f.Fd()))
+		if err != nil {
+			return 0
+		}
+		return cols
+	}
+}
+
+// ExitCode returns the exit code for an error that ended a watch: see the
+// Exit constants. An *ExitError gives its Code.
+func ExitCode(err error) int {
+	var ee *ExitError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &ee):
+		return ee.Code
+	case errors.Is(err, stream.ErrCompacted):
+		return ExitCompacted
+	case errors.Is(err, cloudtower.ErrUnsupported):
+		return ExitUnsupported
+	case errors.Is(err, cloudtower.ErrUnauthorized):
+		return ExitUnauthorized
+	case errors.Is(err, cloudtower.ErrConfig):
+		return ExitUsage
+	}
+	return ExitFailure
+}
+
+// Run runs ctwatch with args (without the program name) and returns its
+// exit code; it never calls os.Exit. Cancelling ctx (Ctrl-C) ends the
+// watch cleanly: the output is flushed and the checkpoint saved, and Run
+// returns ExitOK. env supplies the environment fallbacks of the flags;
+// stdin is read only to prompt for a password on a terminal.
+func Run(ctx context.Context, args []string, env Env, stdin io.Reader, stdout, stderr io.Writer, ext ...Extension) int {
+	if env == nil {
+		env = func(string) string { return "" }
+	}
+	f, done, code, err := parse(args, env, stdout, stderr, ext)
+	if done {
+		return code
+	}
+	if err != nil {
+		return report(stderr, err)
+	}
+	r := &runner{args: args, f: f, env: env, stdin: stdin, stdout: stdout, stderr: stderr, exts: ext}
+	return r.run(ctx)
+}
+
+// report prints err (with a usage line for a usage error) and returns its
+// exit code.
+func report(w io.Writer, err error) int {
+	code := ExitCode(err)
+	fmt.Fprintf(w, "%s: error: %v\n", Name, err)
+	if code == ExitUsage {
+		fmt.Fprintf(w, "Usage: %s [flags]   (run \"%s --help\" for the flags)\n", Name, Name)
+	}
+	return code
+}
+
+type runner struct {
+	args           []string
+	f              *flags
+	env            Env
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	exts           []Extension
+
+	cfg     *Config
+	prog    *progress
+	errw    io.Writer // stderr, clearing the progress line first
+	store   operators.CheckpointStore
+	saved   stream.Revision // in the store
+	pending stream.Revision // written to the sink, to be saved
+}
+
+func (r *runner) run(ctx context.Context) int {
+	stdoutTTY, stderrTTY := isTerminal(r.stdout), isTerminal(r.stderr)
+
+	var stored stream.Revision
+	if path := r.f.Checkpoint; path != "" {
+		if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+			return report(r.stderr, UsageError("--checkpoint %s: the directory %s does not exist", path, filepath.Dir(path)))
+		}
+		fs := operators.NewFileStore(path)
+		rev, err := fs.Load(ctx)
+		if err != nil {
+			return report(r.stderr, fmt.Errorf("--checkpoint: %w", err))
+		}
+		r.store, r.saved, stored = fs, rev, rev
+	}
+	cfg, err := r.f.config(stored, stdoutTTY)
+	if err != nil {
+		return report(r.stderr, err)
+	}
+	r.cfg = cfg
+	r.prog = newProgress(r.stderr, stderrTTY, cfg.Quiet, r.f.ProgressInterval, termWidth(r.stderr))
+	r.errw = stderrWriter{r.prog}
+	level := slog.LevelError
+	if r.f.Verbose {
+		level = slog.LevelDebug
+	}
+	cfg.Stdin, cfg.Stdout, cfg.Stderr = r.stdin, r.stdout, r.stderr
+	cfg.Logger = slog.New(slog.NewTextHandler(r.errw, &slog.HandlerOptions{Level: level}))
+	cfg.OnPoll = r.prog.poll
+	cfg.warnf = func(format string, args ...any) {
+		fmt.Fprintf(r.errw, Name+": warning: "+format+"\n", args...)
+	}
+	cfg.opts = r.watchOptions()
+
+	for _, e := range r.exts {
+		if e.Validate != nil {
+			if err := e.Validate(cfg); err != nil {
+				return report(r.stderr, asUsage(err))
+			}
+		}
+	}
+
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var cleanup []func()
+	defer func() {
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+	}()
+
+	var src Changes
+	for _, e := range r.exts {
+		if e.Source == nil {
+			continue
+		}
+		s, err := e.Source(wctx, cfg)
+		if err != nil {
+			return r.fail(ctx, fmt.Errorf("%s: %w", e.Name, err))
+		}
+		if s != nil {
+			src = s
+			break
+		}
+	}
+	if src == nil {
+		s, done, err := r.openDefault(wctx)
+		if done != nil {
+			cleanup = append(cleanup, done)
+		}
+		if err != nil {
+			return r.fail(ctx, err)
+		}
+		src = s
+	}
+
+	var sink Sink
+	for _, e := range r.exts {
+		if e.Sink == nil {
+			continue
+		}
+		s, err := e.Sink(wctx, cfg)
+		if err != nil {
+			return r.fail(ctx, fmt.Errorf("%s: %w", e.Name, err))
+		}
+		if s != nil {
+			sink = s
+			break
+		}
+	}
+	if sink == nil {
+		out := r.stdout
+		if stdoutTTY && stderrTTY && !cfg.Quiet {
+			out = ttyStdout{w: r.stdout, p: r.prog} // shares the terminal with the progress line
+		}
+		sink = newPrinter(cfg.Output, out)
+	}
+
+	err = r.loop(ctx, wctx, cancel, src, sink)
+	r.prog.stop()
+	if cerr := sink.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("output: %w", cerr)
+	}
+	if err != nil {
+		return r.fail(ctx, err)
+	}
+	return ExitOK
+}
+
+func asUsage(err error) error {
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return err
+	}
+	return &ExitError{Code: ExitUsage, Err: err}
+}
+
+// fail reports err, unless it only says that ctx was cancelled (Ctrl-C),
+// which is a normal end.
+func (r *runner) fail(ctx context.Context, err error) int {
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return ExitOK
+	}
+	r.prog.stop()
+	code := report(r.errw, err)
+	var ce *stream.CompactedError
+	if errors.As(err, &ce) {
+		r.resumeHint(ce)
+	}
+	return code
+}
+
+func (r *runner) watchOptions() []stream.Option {
+	cfg := r.cfg
+	opts := []stream.Option{
+		stream.PollInterval(cfg.PollInterval),
+		stream.OnPoll(r.prog.poll),
+		stream.OnWarning(func(err error) { cfg.Warnf("%v (retrying)", err) }),
+		stream.Logger(cfg.Logger),
+	}
+	if cfg.Start.IsZero() {
+		opts = append(opts, stream.FromNow())
+	} else {
+		opts = append(opts, stream.After(cfg.Start))
+	}
+	switch {
+	case r.f.PageSize > 0:
+		opts = append(opts, stream.PageSize(r.f.PageSize))
+	case cfg.Demo:
+		opts = append(opts, stream.PageSize(100)) // a visible catch-up
+	}
+	return opts
+}
+
+// openDefault opens the CloudTower source (or the demo server's).
+func (r *runner) openDefault(ctx context.Context) (Changes, func(), error) {
+	cfg := r.cfg
+	var (
+		cc      cloudtower.Config
+		cleanup func()
+	)
+	if cfg.Demo {
+		d, err := startDemo(r.f.DemoBacklog, r.f.DemoRate, r.f.DemoLatency)
+		if err != nil {
+			return nil, nil, err
+		}
+		cleanup = d.stop
+		if !cfg.Quiet {
+			fmt.Fprintf(r.errw, "%s: demo: watching an embedded fake CloudTower at %s (%d changes in its log, %g more per second)\n",
+				Name, d.url, r.f.DemoBacklog, r.f.DemoRate)
+		}
+		cc = cloudtower.Config{Host: d.url, Username: d.username, Password: d.password}
+	} else {
+		if cfg.Server == "" {
+			return nil, nil, UsageError("no server: set --server or CLOUDTOWER_SERVER (or try --demo)")
+		}
+		cc = cloudtower.Config{
+			Host: cfg.Server, Username: cfg.Username, Password: cfg.Password, UserSource: cfg.UserSource,
+			Token: cfg.Token, CAFile: cfg.CAFile, InsecureSkipVerify: cfg.InsecureSkipVerify,
+			Timeout: cfg.Timeout,
+		}
+		switch {
+		case cc.Token == "" && cc.Username == "":
+			return nil, nil, UsageError("no credentials: set --username and --password, or --token (or CLOUDTOWER_USERNAME and CLOUDTOWER_PASSWORD, or CLOUDTOWER_TOKEN)")
+		case cc.Token == "" && cc.Password == "":
+			pw, err := r.promptPassword(cc.Username)
+			if err != nil {
+				return nil, nil, err
+			}
+			cc.Password = pw
+		}
+		if cc.InsecureSkipVerify {
+			cfg.Warnf("--insecure-skip-verify: the server's TLS certificate is not verified: anyone on the network path can read the credentials and the changes; use --ca-file instead")
+		}
+	}
+	cc.Logger = cfg.Logger
+	c, err := cloudtower.Dial(ctx, cc)
+	if err != nil {
+		return nil, cleanup, err
+	}
+	done := func() {
+		cloudtower.CloseIdleConnections(c)
+		if cleanup != nil {
+			cleanup()
+		}
+	}
+	var sopts []cloudtower.Option
+	if len(cfg.Types) > 0 {
+		sopts = append(sopts, cloudtower.ResourceTypes(cfg.Types...))
+	}
+	if cfg.ResourceID != "" {
+		sopts = append(sopts, cloudtower.ResourceID(cfg.ResourceID))
+	}
+	if cfg.Action != "" {
+		sopts = append(sopts, cloudtower.Action(cfg.Action))
+	}
+	return cloudtower.Watch(ctx, cloudtower.New(c, sopts...), cfg.opts...), done, nil
+}
+
+// promptPassword reads the password from a terminal on stdin.
+func (r *runner) promptPassword(user string) (string, error) {
+	f, ok := r.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", UsageError("no password for %s: set CLOUDTOWER_PASSWORD (or --password), or use --token", user)
+	}
+	fmt.Fprintf(r.errw, "Password for %s: ", user)
+	b, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(r.errw)
+	if err != nil {
+		return "", fmt.Errorf("reading the password: %w", err)
+	}
+	return string(b), nil
+}
+
+// item is one value of the source, handed from the reading goroutine.
+type item struct {
+	ev  *models.ResourceChangeEvent
+	err error
+}
+
+// Commit policy: once the source has had nothing ready for idleGrace, and
+// while changes flow at least every commitEvery changes or commitInterval.
+const (
+	idleGrace      = 20 * time.Millisecond
+	commitEvery    = 1000
+	commitInterval = time.Second
+)
+
+// loop reads src in a goroutine and writes each change to sink. Whenever
+// the source has had nothing ready for idleGrace it commits: flushes the
+// sink, then saves the checkpoint (so the checkpoint never runs ahead of
+// the output); while changes flow it commits every commitEvery changes or
+// commitInterval. It
+// returns nil when the limit is reached, the source ends, or ctx is
+// cancelled; else the error that ended the source.
+func (r *runner) loop(ctx, wctx context.Context, cancel context.CancelFunc, src Changes, sink Sink) (err error) {
+	ch := make(chan item)
+	go func() {
+		defer close(ch)
+		for ev, err := range src {
+			select {
+			case ch <- item{ev, err}:
+			case <-wctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		cancel()
+		for range ch { // wait for the reader to stop
+		}
+		if cerr := r.commit(ctx, sink); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+
+	var (
+		n, uncommitted int
+		lastCommit     = time.Now()
+		last           stream.Revision
+		idle           = time.NewTimer(time.Hour)
+	)
+	idle.Stop()
+	defer idle.Stop()
+	for {
+		var (
+			it item
+			ok bool
+		)
+		select {
+		case it, ok = <-ch:
+		default:
+			// Nothing ready: wait a little before deciding the source is idle.
+			idle.Reset(idleGrace)
+			select {
+			case it, ok = <-ch:
+				idle.Stop()
+			case <-idle.C:
+				if err := r.commit(ctx, sink); err != nil {
+					return err
+				}
+				uncommitted, lastCommit = 0, time.Now()
+				r.prog.idle()
+				it, ok = <-ch
+			}
+		}
+		if !ok {
+			return nil // the source ended
+		}
+		if it.err != nil {
+			if ctx.Err() != nil {
+				return nil // Ctrl-C
+			}
+			return it.err
+		}
+		rev, rerr := cloudtower.RevisionOf(it.ev)
+		if rerr != nil && r.store != nil {
+			return fmt.Errorf("cannot checkpoint a change: %w", rerr)
+		}
+		if err := sink.Write(it.ev); err != nil {
+			return fmt.Errorf("output: %w", err)
+		}
+		if rerr == nil && last.Less(rev) {
+			last = rev
+			r.pending = rev
+		}
+		r.prog.delivered(rev)
+		n++
+		if r.cfg.Limit > 0 && n >= r.cfg.Limit {
+			return nil
+		}
+		if uncommitted++; uncommitted >= commitEvery || time.Since(lastCommit) >= commitInterval {
+			if err := r.commit(ctx, sink); err != nil {
+				return err
+			}
+			uncommitted, lastCommit = 0, time.Now()
+		}
+	}
+}
+
+// commit flushes the sink, then saves the newest revision written to it.
+func (r *runner) commit(ctx context.Context, sink Sink) error {
+	if err := sink.Flush(); err != nil {
+		return fmt.Errorf("output: %w", err)
+	}
+	if r.store == nil || !r.saved.Less(r.pending) {
+		return nil
+	}
+	if err := r.store.Save(context.WithoutCancel(ctx), r.pending); err != nil {
+		return fmt.Errorf("--checkpoint: %w", err)
+	}
+	r.saved = r.pending
+	return nil
+}
+
+// resumeHint tells, after a compaction, how to go on.
+func (r *runner) resumeHint(ce *stream.CompactedError) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: the server no longer has the changes after revision %s up to its compact revision %s.\n", Name, orDash(ce.Position), ce.Compact)
+	fmt.Fprintf(&b, "Re-list the current state of what you mirror, then resume after the compact revision with:\n  ")
+	if r.cfg.Checkpoint != "" {
+		fmt.Fprintf(&b, "rm -f %s && ", shellQuote(r.cfg.Checkpoint))
+	}
+	b.WriteString(resumeCommand(r.args, ce.Compact))
+	b.WriteString("\n")
+	io.WriteString(r.errw, b.String())
+}
+
+// resumeCommand is the command line args with --from REV instead of any
+// start flag, secrets replaced by their environment variables.
+func resumeCommand(args []string, rev stream.Revision) string {
+	out := []string{Name}
+	secret := map[string]string{"--password": "$CLOUDTOWER_PASSWORD", "--token": "$CLOUDTOWER_TOKEN"}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, _, hasValue := strings.Cut(a, "=")
+		switch {
+		case a == "--":
+			i = len(args)
+		case name == "--from" && !hasValue:
+			i++ // skip the value
+		case name == "--from", name == "--from-now":
+		case secret[name] != "":
+			if !hasValue {
+				i++
+			}
+			out = append(out, name, `"`+secret[name]+`"`)
+		default:
+			out = append(out, shellQuote(a))
+		}
+	}
+	return strings.Join(append(out, "--from", rev.String()), " ")
+}
+
+// shellQuote quotes s for a POSIX shell if it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=+,./:@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
