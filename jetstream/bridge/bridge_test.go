@@ -1,0 +1,227 @@
+package bridge_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/towerwatch/towerwatch/jetstream/bridge"
+	"github.com/towerwatch/towerwatch/jetstream/internal/natstest"
+	"github.com/towerwatch/towerwatch/jetstream/sink"
+	"github.com/towerwatch/towerwatch/jetstream/wire"
+	"github.com/towerwatch/towerwatch/stream"
+)
+
+func testConfig(t *testing.T, id string) bridge.Config {
+	lock := fastLock(t, id)
+	return bridge.Config{
+		Lock:       lock,
+		Start:      natstest.Rev(0),
+		Watch:      []stream.Option{stream.PollInterval(5 * time.Millisecond), stream.PageSize(200), stream.Backoff(time.Millisecond, 20*time.Millisecond)},
+		MinBackoff: 10 * time.Millisecond,
+		MaxBackoff: 100 * time.Millisecond,
+		Logger:     lock.Logger,
+	}
+}
+
+type running struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, js jetstream.JetStream, feed *natstest.Feed, cfg bridge.Config) *running {
+	t.Helper()
+	b, err := bridge.New(js, stream.Source[natstest.Item](feed), natstest.Codec{}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- b.Run(ctx) }()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+// stop cancels the bridge and waits for Run to return.
+func (r *running) stop(t *testing.T) error {
+	t.Helper()
+	r.cancel()
+	select {
+	case err, ok := <-r.done:
+		if ok {
+			close(r.done)
+			return err
+		}
+		return nil
+	case <-time.After(10 * time.Second):
+		t.Fatal("bridge did not stop within 10s")
+		return nil
+	}
+}
+
+func msgs(t *testing.T, js jetstream.JetStream) func() uint64 {
+	return func() uint64 {
+		s, err := js.Stream(context.Background(), wire.DefaultStream)
+		if err != nil {
+			return 0
+		}
+		return s.CachedInfo().State.Msgs
+	}
+}
+
+func TestBridgeRestartInTheMiddle(t *testing.T) {
+	srv := natstest.Start(t)
+	feed := &natstest.Feed{}
+	feed.Append(5000)
+	feed.FailEvery(7)
+	js := srv.JetStream(t)
+	count := msgs(t, js)
+
+	b1 := start(t, srv.JetStream(t), feed, testConfig(t, "b1"))
+	natstest.Eventually(t, 20*time.Second, "first changes published", func() bool { return count() >= 1000 })
+	if err := b1.stop(t); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run returned %v", err)
+	}
+	stopped := count()
+	if stopped >= 5000 {
+		t.Logf("the first bridge published everything before it stopped")
+	}
+	feed.Append(2000)
+	start(t, srv.JetStream(t), feed, testConfig(t, "b2"))
+	natstest.Eventually(t, 20*time.Second, "all changes published", func() bool { return count() >= 7000 })
+	natstest.CheckRange(t, natstest.Revisions(t, js, wire.DefaultStream), 1, 7000)
+	t.Logf("first bridge stopped after %d changes", stopped)
+}
+
+func TestBridgeFailover(t *testing.T) {
+	srv := natstest.Start(t)
+	feed := &natstest.Feed{}
+	feed.Append(3000)
+	js := srv.JetStream(t)
+	count := msgs(t, js)
+
+	nc1 := srv.Connect(t)
+	b1 := start(t, jetStream(t, nc1), feed, testConfig(t, "b1"))
+	natstest.Eventually(t, 20*time.Second, "b1 publishing", func() bool { return count() >= 500 })
+	b2 := start(t, srv.JetStream(t), feed, testConfig(t, "b2"))
+
+	// b1 crashes in the middle of the backlog: its connection is gone, its
+	// lock is not released.
+	nc1.Close()
+	crashed := time.Now()
+	at := count()
+	feed.Append(2000)
+	natstest.Eventually(t, 30*time.Second, "b2 took over", func() bool { return count() > at })
+	t.Logf("b2 published after %v (b1 had published %d)", time.Since(crashed), at)
+	natstest.Eventually(t, 30*time.Second, "all changes published", func() bool { return count() >= 5000 })
+	b1.stop(t)
+	feed.Append(10)
+	natstest.Eventually(t, 10*time.Second, "the last changes published", func() bool { return count() >= 5010 })
+	if err := b2.stop(t); !errors.Is(err, context.Canceled) {
+		t.Fatalf("b2: %v", err)
+	}
+	natstest.CheckRange(t, natstest.Revisions(t, js, wire.DefaultStream), 1, 5010)
+}
+
+func TestBridgeStartsAtHead(t *testing.T) {
+	srv := natstest.Start(t)
+	feed := &natstest.Feed{}
+	feed.Append(100)
+	js := srv.JetStream(t)
+	cfg := testConfig(t, "b")
+	cfg.Start = stream.Revision{} // the source's head
+	var seen []natstest.Item
+	b, err := bridge.New(js, stream.Source[natstest.Item](feed), natstest.Codec{}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := natstest.Ctx(t, 20*time.Second)
+	feed.OnPoll(func(after stream.Revision) {
+		if !after.IsZero() && feed != nil {
+			feed.OnPoll(nil)
+			go feed.Append(5) // after the bridge learned the head
+		}
+	})
+	for it, err := range b.Published(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, it)
+		if len(seen) == 5 {
+			break
+		}
+	}
+	if seen[0].Rev != 101 || seen[4].Rev != 105 {
+		t.Fatalf("published %v", seen)
+	}
+	str, _ := js.Stream(ctx, wire.DefaultStream)
+	m, err := str.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Header.Get(wire.HeaderPrevRevision) != "100" {
+		t.Fatalf("first message's previous revision: %q", m.Header.Get(wire.HeaderPrevRevision))
+	}
+	// Breaking out released the lock.
+	kv, _ := js.KeyValue(ctx, bridge.DefaultLockBucket)
+	if _, err := kv.Get(ctx, wire.DefaultStream); !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) {
+		t.Fatalf("lock after break: %v", err)
+	}
+}
+
+func TestBridgeCompaction(t *testing.T) {
+	srv := natstest.Start(t)
+	feed := &natstest.Feed{}
+	feed.Append(100)
+	feed.Compact(50)
+	js := srv.JetStream(t)
+	ctx := natstest.Ctx(t, 20*time.Second)
+
+	cfg := testConfig(t, "b")
+	cfg.Start = natstest.Rev(10)
+	b, err := bridge.New(js, stream.Source[natstest.Item](feed), natstest.Codec{}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ce *stream.CompactedError
+	if err := b.Run(ctx); !errors.As(err, &ce) || ce.Compact != natstest.Rev(50) {
+		t.Fatalf("Run: %v", err)
+	}
+
+	cfg.ContinueAfterCompaction = true
+	b, _ = bridge.New(js, stream.Source[natstest.Item](feed), natstest.Codec{}, cfg)
+	n := 0
+	for it, err := range b.Published(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n++; it.Rev == 100 {
+			break
+		}
+	}
+	natstest.CheckRange(t, natstest.Revisions(t, js, wire.DefaultStream), 51, 100)
+	str, _ := js.Stream(ctx, wire.DefaultStream)
+	m, _ := str.GetMsg(ctx, 1)
+	if m.Header.Get(wire.HeaderPrevRevision) != "50" {
+		t.Fatalf("first message after the compaction: previous revision %q", m.Header.Get(wire.HeaderPrevRevision))
+	}
+}
+
+func TestBridgeStreamMismatch(t *testing.T) {
+	srv := natstest.Start(t)
+	js := srv.JetStream(t)
+	ctx := natstest.Ctx(t, 10*time.Second)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: wire.DefaultStream, Subjects: []string{"other.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := bridge.New(js, stream.Source[natstest.Item](&natstest.Feed{}), natstest.Codec{}, testConfig(t, "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Run(ctx); !errors.Is(err, sink.ErrStreamMismatch) {
+		t.Fatalf("Run: %v", err)
+	}
+}
