@@ -121,7 +121,7 @@ func New(c *client.Cloudtower, opts ...Option) *Source {
 // resource-change service (c.ResourceChange) or a stand-in for it. A nil
 // svc gives a Source whose every poll fails with a fatal error.
 func NewFromService(svc resource_change.ClientService, opts ...Option) *Source {
-	s := &Source{svc: svc}
+	s := &Source{svc: svc, copts: []resource_change.ClientOption{decodeFast}}
 	for _, o := range opts {
 		if o != nil {
 			o(s)
