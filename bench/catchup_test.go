@@ -6,7 +6,8 @@ package bench
 //	impl=towerwatch       stream.Watch over the CloudTower source (defaults)
 //	impl=watchor-best     the SDK's watchor at a 1 ms interval, pages forced to 1000
 //	impl=watchor-default  the SDK's watchor at its defaults (1 s interval, pages of 100)
-//	impl=decode-only      the SDK's own JSON decoding of the same response bytes, alone
+//	impl=decode-sdk       the SDK's own JSON decoding of the same response bytes, alone
+//	impl=decode-towerwatch the decoder the CloudTower source uses, on the same bytes, alone
 //
 // Run (about a minute):
 //
@@ -97,22 +98,28 @@ func BenchmarkCatchUp(b *testing.B) {
 			return drainWatchor(b, c, n, 0, 0)
 		})
 	})
-	b.Run("impl=decode-only", func(b *testing.B) {
-		srv, _ := catchUpServer(b)
-		pages := rawPages(b, srv)
-		drain(b, backlog, func(ctx context.Context, n int) int {
-			got := 0
-			consumer := runtime.JSONConsumer()
-			for _, p := range pages {
-				var resp models.ResourceChangeResponse
-				if err := consumer.Consume(bytes.NewReader(p), &resp); err != nil {
-					b.Fatal(err)
+	decodeOnly := func(decode func([]byte) (*models.ResourceChangeResponse, error)) func(*testing.B) {
+		return func(b *testing.B) {
+			srv, _ := catchUpServer(b)
+			pages := rawPages(b, srv)
+			drain(b, backlog, func(ctx context.Context, n int) int {
+				got := 0
+				for _, p := range pages {
+					resp, err := decode(p)
+					if err != nil {
+						b.Fatal(err)
+					}
+					got += len(resp.Data)
 				}
-				got += len(resp.Data)
-			}
-			return got
-		})
-	})
+				return got
+			})
+		}
+	}
+	b.Run("impl=decode-sdk", decodeOnly(func(p []byte) (*models.ResourceChangeResponse, error) {
+		var resp models.ResourceChangeResponse
+		return &resp, runtime.JSONConsumer().Consume(bytes.NewReader(p), &resp)
+	}))
+	b.Run("impl=decode-towerwatch", decodeOnly(cloudtower.DecodeResponse))
 }
 
 // drain runs fn b.N times, each draining n changes from revision 0, and
