@@ -2,6 +2,7 @@ package operators
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -122,8 +123,10 @@ func TestBatchBreakAfterFirst(t *testing.T) {
 			break
 		}
 		synctest.Wait() // the reading goroutine has returned (synctest.Test checks it)
-		if yielded > 3 {
-			t.Fatalf("upstream yielded %d values, want at most one ahead of the consumer", yielded)
+		// It reads ahead by at most one batch: 3 and 4, then it stops at
+		// 5 at the latest.
+		if yielded > 5 {
+			t.Fatalf("upstream yielded %d values, want at most one batch ahead of the consumer", yielded)
 		}
 	})
 }
@@ -145,6 +148,44 @@ func TestBatchCancelWhileWaiting(t *testing.T) {
 		// The pending batch is flushed, then ctx.Err() ends the sequence.
 		wantEqual(t, "sequence", out, []any{[]int{1}, context.Canceled})
 	})
+}
+
+// TestBatchCancelLosesNothing: when ctx is done while the reading
+// goroutine holds a full batch it has not handed over yet, that batch is
+// still delivered, before ctx.Err(), which comes once.
+func TestBatchCancelLosesNothing(t *testing.T) {
+	for range 20 { // the consumer's select picks at random among ready cases
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			var yielded int
+			var vals []int
+			var errs []error
+			for b, err := range Batch(ctx, count(&yielded), 2, time.Hour) {
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				vals = append(vals, b...)
+				if len(vals) == 2 {
+					cancel()
+					synctest.Wait() // the goroutine now holds [3 4], waiting to hand it over
+				}
+			}
+			if len(vals) < 4 || !slices.Equal(vals, seqRangeInt(1, len(vals))) {
+				t.Fatalf("values %v, want 1, 2, 3, 4 ... without a gap", vals)
+			}
+			wantEqual(t, "errors", errs, []error{context.Canceled})
+		})
+	}
+}
+
+func seqRangeInt(from, to int) []int {
+	var out []int
+	for i := from; i <= to; i++ {
+		out = append(out, i)
+	}
+	return out
 }
 
 func TestBatchCancelWithUpstreamIgnoringContext(t *testing.T) {

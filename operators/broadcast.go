@@ -95,8 +95,9 @@ type Broadcaster[T any] struct {
 	open func(context.Context) iter.Seq2[T, error]
 	def  []BroadcastOption
 
-	mu  sync.Mutex
-	cur *bcRun[T] // the pass new subscribers join, nil if none
+	mu      sync.Mutex
+	cur     *bcRun[T]     // the pass new subscribers join, nil if none
+	changed chan struct{} // closed (and cleared) when a subscriber joins or leaves
 }
 
 // bcRun is one upstream pass.
@@ -133,6 +134,38 @@ func (b *Broadcaster[T]) Subscribers() int {
 		return 0
 	}
 	return b.cur.refs
+}
+
+// WaitSubscribers blocks until at least n subscribers are joined, or until
+// ctx is done (it then returns ctx.Err()). Use it to hold back work, such
+// as the upstream's first value, until every subscriber that must see it
+// has joined.
+func (b *Broadcaster[T]) WaitSubscribers(ctx context.Context, n int) error {
+	for {
+		b.mu.Lock()
+		if n <= 0 || b.cur != nil && b.cur.refs >= n {
+			b.mu.Unlock()
+			return nil
+		}
+		if b.changed == nil {
+			b.changed = make(chan struct{})
+		}
+		changed := b.changed
+		b.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// notify wakes WaitSubscribers. b.mu must be held.
+func (b *Broadcaster[T]) notify() {
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
+	}
 }
 
 // Subscribe returns a sequence that joins the Broadcaster when a range
@@ -208,6 +241,7 @@ func (b *Broadcaster[T]) join(s *subscriber[T]) *bcRun[T] {
 		defer func() { go b.pump(ctx, r) }() // once s is in
 	}
 	r.refs++
+	b.notify()
 	subs := append(slices.Clip(*r.subs.Load()), s)
 	r.subs.Store(&subs)
 	return r
@@ -218,6 +252,7 @@ func (b *Broadcaster[T]) leave(r *bcRun[T], s *subscriber[T]) {
 	b.mu.Lock()
 	b.remove(r, s)
 	r.refs--
+	b.notify()
 	last := r.refs == 0
 	if last {
 		r.cancel()

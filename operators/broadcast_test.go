@@ -323,6 +323,42 @@ func TestBroadcastSubscriberCancelWhileWaiting(t *testing.T) {
 	})
 }
 
+func TestBroadcastWaitSubscribers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		u := newUpstream()
+		b := Broadcast(t.Context(), u.open)
+		waited := make(chan error, 1)
+		go func() { waited <- b.WaitSubscribers(t.Context(), 2) }()
+		s1 := subscribe(t.Context(), b, 1)
+		synctest.Wait()
+		select {
+		case err := <-waited:
+			t.Fatalf("WaitSubscribers returned %v with one subscriber", err)
+		default:
+		}
+		s2 := subscribe(t.Context(), b, 1)
+		synctest.Wait()
+		select {
+		case err := <-waited:
+			if err != nil {
+				t.Fatal(err)
+			}
+		default:
+			t.Fatal("WaitSubscribers still waiting with two subscribers")
+		}
+		u.f.ch <- 1
+		wantEqual(t, "s1", (<-s1).vals, []int{1})
+		wantEqual(t, "s2", (<-s2).vals, []int{1})
+
+		// Both left: waiting for one more ends with ctx.
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		if err := b.WaitSubscribers(ctx, 1); err != context.DeadlineExceeded {
+			t.Fatalf("WaitSubscribers with nobody joined: %v, want DeadlineExceeded", err)
+		}
+	})
+}
+
 func TestBroadcastInvalid(t *testing.T) {
 	b := Broadcast(context.Background(), (func(context.Context) iter.Seq2[int, error])(nil))
 	g := collect(b.Subscribe(context.Background()))

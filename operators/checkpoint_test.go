@@ -98,6 +98,22 @@ func TestCheckpointBreakFlushes(t *testing.T) {
 	wantEqual(t, "saves", st.saved(), []uint64{1})
 }
 
+func TestCheckpointBreakAfterFirst(t *testing.T) {
+	st := &memStore{}
+	var yielded int
+	seq := Map(count(&yielded), func(n int) event { return event{Rev: uint64(n)} })
+	for ev, err := range Checkpoint(context.Background(), seq, st, eventRev, SaveEvery(1)) {
+		if err != nil || ev.Rev != 1 {
+			t.Fatalf("first = %v, %v", ev, err)
+		}
+		break // 1 is not finished: nothing to save
+	}
+	wantEqual(t, "values pulled from upstream", yielded, 1)
+	if len(st.saved()) != 0 {
+		t.Fatalf("saves %v, want none", st.saved())
+	}
+}
+
 func TestCheckpointUpstreamErrorFlushesFirst(t *testing.T) {
 	st := &memStore{}
 	var seen []any

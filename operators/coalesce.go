@@ -2,6 +2,7 @@ package operators
 
 import (
 	"context"
+	"errors"
 	"iter"
 	"time"
 )
@@ -67,7 +68,16 @@ func CoalesceByKey[T any, K comparable](ctx context.Context, seq iter.Seq2[T, er
 					return
 				}
 				if m.err != nil {
-					if !flush() || !yield(zero, m.err) {
+					if !flush() {
+						return
+					}
+					if cerr := ctx.Err(); cerr != nil && errors.Is(m.err, cerr) {
+						// The upstream ended because ctx is done: end
+						// with ctx.Err() once, as below.
+						yield(zero, cerr)
+						return
+					}
+					if !yield(zero, m.err) {
 						return
 					}
 					continue

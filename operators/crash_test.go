@@ -52,7 +52,7 @@ func TestCheckpointCrash(t *testing.T) {
 		}
 		before := loadUint(t, store)
 		mode, at := "", 0
-		if run <= 8 { // then one clean run to the end
+		if run <= 8 && before < crashEvents { // then one clean run to the end
 			mode = crashModes[rng.IntN(len(crashModes))]
 			left := crashEvents - int(before)
 			if mode == "body" {

@@ -31,8 +31,11 @@
 //
 // Batch and CoalesceByKey need to act while the upstream is silent (a
 // partial batch whose wait has passed), so each pass reads its upstream in
-// one extra goroutine that hands over one value at a time, unbuffered: it
-// never reads ahead of the consumer by more than one value. Broadcast reads
+// one extra goroutine. Batch's goroutine fills the next batch while the
+// consumer handles the current one and hands over whole batches: it reads
+// ahead of the consumer by at most one batch. CoalesceByKey's hands over
+// one value at a time, unbuffered: it never reads ahead of the consumer by
+// more than one value. Broadcast reads
 // its upstream in one goroutine per pass, shared by all subscribers, ahead
 // of each subscriber by at most that subscriber's buffer.
 //

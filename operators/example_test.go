@@ -250,8 +250,8 @@ func ExampleBroadcast() {
 			}
 		})
 	}
-	for b.Subscribers() < 2 {
-		time.Sleep(time.Millisecond)
+	if err := b.WaitSubscribers(ctx, 2); err != nil {
+		panic(err)
 	}
 	close(release)
 	wg.Wait()

@@ -4,75 +4,112 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/reactivex/rxgo/v2"
+	"github.com/smartxworks/cloudtower-go-sdk/v2/models"
 
 	"github.com/towerwatch/towerwatch/rx"
+	"github.com/towerwatch/towerwatch/source/cloudtower"
 	"github.com/towerwatch/towerwatch/stream"
+	"github.com/towerwatch/towerwatch/testutil/fakeserver"
 )
 
-type Change struct {
-	Rev  uint64
-	Kind string
-}
-
-var errEndOfFeed = errors.New("end of the example feed")
-
-// memorySource serves changes, then ends the stream with
-// stream.Fatal(errEndOfFeed).
-func memorySource(changes []Change) stream.Source[Change] {
-	poll := func(ctx context.Context, after stream.Revision, limit int) (stream.Page[Change], error) {
-		a, _ := after.Uint64()
-		p := stream.Page[Change]{Head: stream.RevisionFromUint64(changes[len(changes)-1].Rev)}
-		for _, c := range changes {
-			if c.Rev > a && len(p.Items) < limit {
-				p.Items = append(p.Items, c)
-			}
-		}
-		if len(p.Items) == 0 {
-			return p, stream.Fatal(errEndOfFeed)
-		}
-		return p, nil
-	}
-	return stream.NewSource(poll, func(c Change) (stream.Revision, error) {
-		return stream.RevisionFromUint64(c.Rev), nil
-	})
-}
-
-// Filter and batch a change stream with rxgo operators, then read the
-// batches back as a typed sequence.
+// Filter and batch CloudTower's change feed with rxgo operators, then read
+// the batches back as a typed sequence. Breaking out of the loop disposes
+// of the whole chain: the rxgo stages and the poll stop.
 func Example() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	src := memorySource([]Change{
-		{1, "vm"}, {2, "host"}, {3, "vm"}, {4, "vm"}, {5, "host"}, {6, "vm"}, {7, "vm"},
+
+	// The stand-in for CloudTower, with 200 changes of history.
+	srv := fakeserver.New(fakeserver.Config{Seed: 1})
+	defer srv.Close()
+	srv.Generate(200)
+	srv.StartHTTP()
+	c, err := cloudtower.Dial(ctx, cloudtower.Config{
+		Host: srv.Host(), Scheme: "http",
+		Username: srv.Username(), Password: srv.Password(),
 	})
-	obs := rx.FromSource(ctx, src, []stream.Option{
-		stream.After(stream.RevisionFromUint64(0)),
-		stream.PollInterval(time.Millisecond),
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer cloudtower.CloseIdleConnections(c)
+
+	obs := rx.FromSource(ctx, cloudtower.New(c), []stream.Option{
+		stream.After(stream.MustParseRevision("0")), // from the oldest change
+		stream.PollInterval(10 * time.Millisecond),
 		stream.Logger(slog.New(slog.DiscardHandler)),
 	}).
-		Filter(func(v any) bool { return v.(Change).Kind == "vm" }).
-		BufferWithTimeOrCount(rxgo.WithDuration(time.Second), 2)
+		Filter(func(v any) bool { return *v.(*models.ResourceChangeEvent).ResourceType == fakeserver.TypeVM }).
+		Map(func(_ context.Context, v any) (any, error) {
+			ev := v.(*models.ResourceChangeEvent)
+			return *ev.Revision + ":" + *ev.Action, nil
+		}).
+		BufferWithCount(4)
 
-	// rxgo batches are []any; its timing makes batch boundaries vary, so
-	// this example prints the revisions in order.
-	var revs []uint64
+	batches := 0
 	for batch, err := range rx.ToSeq[[]any](ctx, obs) {
 		if err != nil {
-			fmt.Println("stream ended:", errors.Is(err, errEndOfFeed))
-			continue // rxgo flushes the last batch after the error
+			fmt.Println("stream ended:", err)
+			return
 		}
-		for _, v := range batch {
-			revs = append(revs, v.(Change).Rev)
+		fmt.Println(batch)
+		if batches++; batches == 3 {
+			break // stops the rxgo chain and the watch
 		}
 	}
-	slices.Sort(revs)
-	fmt.Println("vm changes:", revs)
 	// Output:
-	// stream ended: true
-	// vm changes: [1 3 4 6 7]
+	// [1:CREATE 4:UPDATE 8:UPDATE 9:DELETE]
+	// [10:CREATE 13:CREATE 16:UPDATE 17:DELETE]
+	// [23:UPDATE 24:CREATE 25:CREATE 26:DELETE]
+}
+
+// ToSeq reads an observable as a typed sequence: an item of another type
+// is an error wrapping rx.ErrItemType, not a panic.
+func ExampleToSeq() {
+	obs := rxgo.Just(1, 2, "three", 4)()
+	for v, err := range rx.ToSeq[int](context.Background(), obs) {
+		if errors.Is(err, rx.ErrItemType) {
+			fmt.Println("error:", err)
+			continue
+		}
+		fmt.Println(v)
+	}
+	// Output:
+	// 1
+	// 2
+	// error: rx: unexpected item type: got string, want int
+	// 4
+}
+
+// FromSeqFunc turns a sequence into an observable; the sequence is opened
+// anew, with a context that disposal cancels, for each observation.
+func ExampleFromSeqFunc() {
+	ctx := context.Background()
+	open := func(ctx context.Context) iter.Seq2[int, error] {
+		return func(yield func(int, error) bool) {
+			for i := 1; ctx.Err() == nil; i++ { // endless, until disposed of
+				if !yield(i, nil) {
+					return
+				}
+			}
+		}
+	}
+	squares := rx.FromSeqFunc(ctx, open).
+		Map(func(_ context.Context, v any) (any, error) { return v.(int) * v.(int), nil }).
+		Take(4)
+	for v, err := range rx.ToSeq[int](ctx, squares) {
+		if err != nil {
+			fmt.Println(err)
+			break
+		}
+		fmt.Print(v, " ")
+	}
+	fmt.Println()
+	// Output:
+	// 1 4 9 16
 }
