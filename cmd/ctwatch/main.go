@@ -7,7 +7,8 @@
 // The logic lives in internal/cli; this program only wires it to the
 // process: arguments, environment, standard streams, and Ctrl-C or
 // SIGTERM, which end the watch cleanly (output flushed, checkpoint saved,
-// exit code 0).
+// exit code 0). A second Ctrl-C, while that is under way, kills the
+// process at once (the checkpoint then may lag the output, never lead it).
 package main
 
 import (
@@ -21,6 +22,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	context.AfterFunc(ctx, stop) // the first signal restores the default action for the next
 	code := cli.Run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

@@ -280,7 +280,7 @@ func TestAuthenticationRefused(t *testing.T) {
 	env := serverEnv(srv)
 	env["CLOUDTOWER_PASSWORD"] = "not-the-password"
 	res := run(t, env, "--from", "0")
-	if res.code != ExitUnauthorized || !strings.Contains(res.stderr, "refused") {
+	if res.code != ExitUnauthorized || !strings.Contains(res.stderr, "refused") || !strings.Contains(res.stderr, "check --username, --password") {
 		t.Errorf("wrong password: exit %d, want %d\n%s", res.code, ExitUnauthorized, res.stderr)
 	}
 	if strings.Contains(res.stderr, "not-the-password") {
@@ -357,6 +357,10 @@ func TestProgressLines(t *testing.T) {
 // cleared once caught up.
 func TestProgressTerminal(t *testing.T) {
 	srv := newServer(t, 1000)
+	// The second page comes late, so that the catch-up lasts long enough
+	// for the line to show.
+	srv.InjectFaults(fakeserver.FaultNone)
+	srv.InjectDelay(2 * showAfter)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	stdout := &output{tty: true}
@@ -381,5 +385,48 @@ func TestProgressTerminal(t *testing.T) {
 	}
 	if !strings.Contains(res.stderr, "\r\x1b[Kctwatch: catching up: ") {
 		t.Errorf("no progress line drawn in place:\n%q", res.stderr)
+	}
+}
+
+// TestProgressClearedWhenCaughtUpLate: with a filter, a short page below
+// the head is not enough to know the feed is caught up; when the poll that
+// tells comes back slowly, after the output has gone idle, the progress
+// line must still be cleared (not left on the screen until the next
+// change).
+func TestProgressClearedWhenCaughtUpLate(t *testing.T) {
+	srv := newServer(t, 1000)
+	var vms []fakeserver.Event
+	for _, e := range srv.Events(0) {
+		if e.ResourceType == fakeserver.TypeVM {
+			vms = append(vms, e)
+		}
+	}
+	const page = 20
+	if vms[len(vms)-1].Revision == srv.Head() || len(vms)%page == 0 || len(vms) < 3*page {
+		t.Fatalf("the generated log does not suit the test: %d VM changes, the last at %d of %d", len(vms), vms[len(vms)-1].Revision, srv.Head())
+	}
+	pages := len(vms)/page + 1 // the last one short, below the head
+	// Page 2 late (the line shows), the poll after the last page late too.
+	srv.InjectFaults(fakeserver.FaultNone)
+	srv.InjectDelay(2 * showAfter)
+	for range pages - 2 {
+		srv.InjectFaults(fakeserver.FaultNone)
+	}
+	srv.InjectDelay(10 * idleGrace)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stdout, stderr := &output{tty: true}, &output{tty: true}
+	var cleared bool
+	stderr.onWrite = func(all string) {
+		if ctx.Err() == nil && strings.Contains(all, "catching up") && strings.HasSuffix(all, "\r\x1b[K") &&
+			strings.Count(stdout.String(), "\n") == len(vms)+1 { // not the final clear after the timeout
+			cleared = true
+			cancel()
+		}
+	}
+	res := runWith(t, ctx, serverEnv(srv), stdout, stderr, nil, "--from", "0", "--types", "VM", "--page-size", strconv.Itoa(page))
+	if res.code != 0 || !cleared {
+		t.Errorf("exit %d; progress line cleared: %t; stderr ends %q", res.code, cleared, res.stderr[max(0, len(res.stderr)-200):])
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/smartxworks/cloudtower-go-sdk/v2/models"
 
+	"github.com/towerwatch/towerwatch/source/cloudtower"
 	"github.com/towerwatch/towerwatch/stream"
 )
 
@@ -152,6 +153,23 @@ func (c *Config) Warnf(format string, args ...any) {
 // should pass them too.
 func (c *Config) WatchOptions() []stream.Option {
 	return append([]stream.Option(nil), c.opts...)
+}
+
+// SourceOptions returns the cloudtower.Source options for the filters
+// (Types, ResourceID, Action): what the default source passes to
+// cloudtower.New.
+func (c *Config) SourceOptions() []cloudtower.Option {
+	var opts []cloudtower.Option
+	if len(c.Types) > 0 {
+		opts = append(opts, cloudtower.ResourceTypes(c.Types...))
+	}
+	if c.ResourceID != "" {
+		opts = append(opts, cloudtower.ResourceID(c.ResourceID))
+	}
+	if c.Action != "" {
+		opts = append(opts, cloudtower.Action(c.Action))
+	}
+	return opts
 }
 
 // ExitError is an error that asks Run for a given exit code. An Extension

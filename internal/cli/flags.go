@@ -43,7 +43,7 @@ type flags struct {
 	Types        []string      `group:"What to watch" sep:"," placeholder:"TYPE" help:"Only changes of these resource types (VM,HOST,...)."`
 	ResourceID   string        `group:"What to watch" name:"resource-id" placeholder:"ID" help:"Only changes of this resource."`
 	Action       string        `group:"What to watch" placeholder:"ACTION" help:"Only changes of this action (CREATE, UPDATE, DELETE)."`
-	From         string        `group:"What to watch" placeholder:"REVISION" help:"Start after this revision (--from 0: all retained history)."`
+	From         string        `group:"What to watch" placeholder:"REVISION" help:"Start after this revision (--from 0: from the first change; exit code 3 if the server has compacted some)."`
 	FromNow      bool          `group:"What to watch" name:"from-now" help:"Start at the server's head: only new changes (the default)."`
 	Checkpoint   string        `group:"What to watch" placeholder:"FILE" help:"Resume after the revision stored in FILE, and store there the revision of each change printed. While FILE holds no revision, --from and --from-now say where to start; once it holds one, --from is an error and --from-now is ignored."`
 	PollInterval time.Duration `group:"What to watch" name:"poll-interval" default:"1s" help:"Wait between polls once caught up."`

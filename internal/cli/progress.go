@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -12,9 +13,10 @@ import (
 
 // progress shows, on stderr, how a catch-up goes: changes done, the
 // current and the head revision, changes per second. On a terminal it
-// redraws one line in place (at most every redrawEvery) and clears it once
-// caught up; otherwise it prints a line every `every`, and a summary once
-// caught up if it printed any line.
+// redraws one line in place (at most every redrawEvery, and only once the
+// catch-up has lasted showAfter, so that a short burst of live changes
+// does not flash it) and clears it once caught up; otherwise it prints a
+// line every `every`, and a summary once caught up if it printed any line.
 //
 // poll may be called from any goroutine; the rest from the main loop, or
 // under the lock through the writers that share the terminal.
@@ -27,6 +29,9 @@ type progress struct {
 	width  func() int // terminal columns, 0 if unknown
 	now    func() time.Time
 	redraw time.Duration
+	// recheck receives a value when a poll says caught up during a
+	// catch-up: the main loop, if idle, then calls idle again.
+	recheck chan struct{}
 
 	head     stream.Revision
 	catching bool // the newest poll said more is waiting
@@ -40,7 +45,10 @@ type progress struct {
 	printed  bool // non-tty: a line was printed during this catch-up
 }
 
-const redrawEvery = 100 * time.Millisecond
+const (
+	redrawEvery = 100 * time.Millisecond
+	showAfter   = 200 * time.Millisecond
+)
 
 func newProgress(w io.Writer, tty, quiet bool, every time.Duration, width func() int) *progress {
 	if every <= 0 {
@@ -49,7 +57,8 @@ func newProgress(w io.Writer, tty, quiet bool, every time.Duration, width func()
 	if width == nil {
 		width = func() int { return 0 }
 	}
-	return &progress{w: w, tty: tty, quiet: quiet, every: every, width: width, now: time.Now, redraw: redrawEvery}
+	return &progress{w: w, tty: tty, quiet: quiet, every: every, width: width, now: time.Now, redraw: redrawEvery,
+		recheck: make(chan struct{}, 1)}
 }
 
 // poll records what a poll learnt. Safe for concurrent use.
@@ -61,6 +70,12 @@ func (p *progress) poll(info stream.PollInfo) {
 	}
 	if info.CaughtUp {
 		p.caughtUp = true
+		if p.catching {
+			select {
+			case p.recheck <- struct{}{}:
+			default:
+			}
+		}
 		return
 	}
 	p.caughtUp = false
@@ -88,7 +103,7 @@ func (p *progress) delivered(rev stream.Revision) {
 	}
 	now := p.now()
 	switch {
-	case p.tty && (!p.shown || now.Sub(p.lastDraw) >= p.redraw):
+	case p.tty && now.Sub(p.since) >= showAfter && (!p.shown || now.Sub(p.lastDraw) >= p.redraw):
 		p.drawLocked(now)
 	case !p.tty && now.Sub(p.lastDraw) >= p.every:
 		p.lastDraw = now
@@ -205,13 +220,28 @@ func (w stderrWriter) Write(b []byte) (n int, err error) {
 }
 
 // ttyStdout writes to a stdout that shares the terminal with the progress
-// line.
+// line. It writes whole lines only, holding back an unfinished last line
+// until its end comes: a buffered writer flushes where its buffer ends,
+// and a progress line drawn after half a row would erase it.
 type ttyStdout struct {
-	w io.Writer
-	p *progress
+	w       io.Writer
+	p       *progress
+	pending []byte // the unfinished line held back
+	buf     []byte
 }
 
-func (w ttyStdout) Write(b []byte) (n int, err error) {
-	w.p.withTerminal(func() { n, err = w.w.Write(b) })
-	return n, err
+func (w *ttyStdout) Write(b []byte) (int, error) {
+	end := bytes.LastIndexByte(b, '\n') + 1
+	if end == 0 {
+		w.pending = append(w.pending, b...)
+		return len(b), nil
+	}
+	w.buf = append(append(w.buf[:0], w.pending...), b[:end]...)
+	w.pending = append(w.pending[:0], b[end:]...)
+	var err error
+	w.p.withTerminal(func() { _, err = w.w.Write(w.buf) })
+	if err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }

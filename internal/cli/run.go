@@ -7,6 +7,8 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -232,7 +234,7 @@ func (r *runner) run(ctx context.Context) int {
 	if sink == nil {
 		out := r.stdout
 		if stdoutTTY && stderrTTY && !cfg.Quiet {
-			out = ttyStdout{w: r.stdout, p: r.prog} // shares the terminal with the progress line
+			out = &ttyStdout{w: r.stdout, p: r.prog} // shares the terminal with the progress line
 		}
 		sink = newPrinter(cfg.Output, out)
 	}
@@ -256,14 +258,15 @@ func asUsage(err error) error {
 	return &ExitError{Code: ExitUsage, Err: err}
 }
 
-// fail reports err, unless it only says that ctx was cancelled (Ctrl-C),
-// which is a normal end.
+// fail reports err, unless it only says that ctx was cancelled or the
+// password prompt interrupted (Ctrl-C), which is a normal end.
 func (r *runner) fail(ctx context.Context, err error) int {
-	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+	if errors.Is(err, errInterrupted) ||
+		ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return ExitOK
 	}
 	r.prog.stop()
-	code := report(r.errw, err)
+	code := report(r.errw, flagHint(err))
 	var ce *stream.CompactedError
 	if errors.As(err, &ce) {
 		r.resumeHint(ce)
@@ -324,7 +327,7 @@ func (r *runner) openDefault(ctx context.Context) (Changes, func(), error) {
 		case cc.Token == "" && cc.Username == "":
 			return nil, nil, UsageError("no credentials: set --username and --password, or --token (or CLOUDTOWER_USERNAME and CLOUDTOWER_PASSWORD, or CLOUDTOWER_TOKEN)")
 		case cc.Token == "" && cc.Password == "":
-			pw, err := r.promptPassword(cc.Username)
+			pw, err := r.promptPassword(ctx, cc.Username)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -345,32 +348,26 @@ func (r *runner) openDefault(ctx context.Context) (Changes, func(), error) {
 			cleanup()
 		}
 	}
-	var sopts []cloudtower.Option
-	if len(cfg.Types) > 0 {
-		sopts = append(sopts, cloudtower.ResourceTypes(cfg.Types...))
-	}
-	if cfg.ResourceID != "" {
-		sopts = append(sopts, cloudtower.ResourceID(cfg.ResourceID))
-	}
-	if cfg.Action != "" {
-		sopts = append(sopts, cloudtower.Action(cfg.Action))
-	}
-	return cloudtower.Watch(ctx, cloudtower.New(c, sopts...), cfg.opts...), done, nil
+	return cloudtower.Watch(ctx, cloudtower.New(c, cfg.SourceOptions()...), cfg.opts...), done, nil
 }
 
-// promptPassword reads the password from a terminal on stdin.
-func (r *runner) promptPassword(user string) (string, error) {
-	f, ok := r.stdin.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return "", UsageError("no password for %s: set CLOUDTOWER_PASSWORD (or --password), or use --token", user)
+// flagHint adds to an error the flags that fix it, where the library's
+// message names Config fields.
+func flagHint(err error) error {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		verify    *tls.CertificateVerificationError
+		hint      string
+	)
+	switch {
+	case errors.As(err, &unknownCA) || errors.As(err, &verify):
+		hint = "give the CA certificate with --ca-file FILE or CLOUDTOWER_CA_FILE"
+	case errors.Is(err, cloudtower.ErrUnauthorized):
+		hint = "check --username, --password and --user-source, or --token (or CLOUDTOWER_USERNAME, ...); with --checkpoint, running again resumes where this run stopped"
+	default:
+		return err
 	}
-	fmt.Fprintf(r.errw, "Password for %s: ", user)
-	b, err := term.ReadPassword(int(f.Fd()))
-	fmt.Fprintln(r.errw)
-	if err != nil {
-		return "", fmt.Errorf("reading the password: %w", err)
-	}
-	return string(b), nil
+	return fmt.Errorf("%w\n(%s: %s)", err, Name, hint)
 }
 
 // item is one value of the source, handed from the reading goroutine.
@@ -390,9 +387,10 @@ const (
 // loop reads src in a goroutine and writes each change to sink. Whenever
 // the source has had nothing ready for idleGrace it commits: flushes the
 // sink, then saves the checkpoint (so the checkpoint never runs ahead of
-// the output); while changes flow it commits every commitEvery changes or
-// commitInterval. It
-// returns nil when the limit is reached, the source ends, or ctx is
+// the output), and tells the progress display, which ends a catch-up once
+// a poll has said caught up (and asks for another look if that poll comes
+// later); while changes flow it commits every commitEvery changes or
+// commitInterval. It returns nil when the limit is reached, the source ends, or ctx is
 // cancelled; else the error that ended the source.
 func (r *runner) loop(ctx, wctx context.Context, cancel context.CancelFunc, src Changes, sink Sink) (err error) {
 	ch := make(chan item)
@@ -445,7 +443,13 @@ func (r *runner) loop(ctx, wctx context.Context, cancel context.CancelFunc, src 
 				}
 				uncommitted, lastCommit = 0, time.Now()
 				r.prog.idle()
-				it, ok = <-ch
+				select {
+				case it, ok = <-ch:
+				case <-r.prog.recheck:
+					// A poll said caught up after idle looked: look again,
+					// once that poll's changes (if any) are printed.
+					continue
+				}
 			}
 		}
 		if !ok {
