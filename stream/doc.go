@@ -55,4 +55,10 @@
 // Every other failure is retried with exponential backoff and jitter,
 // forever by default; it is reported to the OnWarning hook and logged, but
 // never yielded.
+//
+// The position only moves with delivered items. A source that filters on
+// the server (such as CloudTower's resource_type) may therefore sit at an
+// old revision while the feed moves on; if the server then compacts past
+// it, the stream ends with ErrCompacted even when no change that the filter
+// keeps was lost. That errs on the safe side: the consumer re-lists.
 package stream
