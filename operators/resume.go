@@ -10,6 +10,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 
+	"github.com/towerwatch/towerwatch/internal/ctxtime"
 	"github.com/towerwatch/towerwatch/stream"
 )
 
@@ -293,7 +294,7 @@ func (r *resumer[E]) run(ctx context.Context, yield func(E, error) bool) error {
 		if r.cfg.onReopen != nil {
 			r.cfg.onReopen(end)
 		}
-		if err := sleepCtx(ctx, wait); err != nil {
+		if err := ctxtime.Sleep(ctx, wait); err != nil {
 			return err
 		}
 	}
@@ -326,19 +327,4 @@ func (t *startTracker[E]) start() stream.Revision {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.first
-}
-
-// sleepCtx waits d or until ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+
+	"github.com/towerwatch/towerwatch/internal/ctxtime"
 )
 
 // Watch returns the changes of src as a sequence, in revision order, each
@@ -136,7 +138,7 @@ func (e *engine[E]) run(parent context.Context, yield func(E, error) bool) error
 			}
 			wait := e.backoff(bo, err)
 			e.warn(err, failures, wait)
-			if err := sleep(ctx, wait); err != nil {
+			if err := ctxtime.Sleep(ctx, wait); err != nil {
 				return parent.Err()
 			}
 			continue
@@ -161,7 +163,7 @@ func (e *engine[E]) run(parent context.Context, yield func(E, error) bool) error
 			}
 		}
 		if caughtUp {
-			if err := sleep(ctx, jitter(e.cfg.interval)); err != nil {
+			if err := ctxtime.Sleep(ctx, jitter(e.cfg.interval)); err != nil {
 				return parent.Err()
 			}
 		}
@@ -192,7 +194,7 @@ func (e *engine[E]) learnHead(ctx context.Context, bo *backoff.ExponentialBackOf
 		}
 		wait := e.backoff(bo, res.err)
 		e.warn(res.err, failures, wait)
-		if err := sleep(ctx, wait); err != nil {
+		if err := ctxtime.Sleep(ctx, wait); err != nil {
 			return err
 		}
 	}
@@ -282,18 +284,6 @@ func (e *engine[E]) warn(err error, failures int, wait time.Duration) {
 		"retry_in", wait, "position", e.pos.String())
 	if e.cfg.onWarning != nil {
 		e.cfg.onWarning(err)
-	}
-}
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
