@@ -34,6 +34,16 @@
 // request. The response's currentRevision and compactRevision become the
 // page's Head and Compact; absent or empty, they are zero (unknown, none).
 //
+// # Decoding
+//
+// A 200 response is decoded by DecodeResponse, not by the SDK's
+// encoding/json path: the result is the same *models.ResourceChangeResponse
+// (the decoder is exact and falls back to encoding/json on anything
+// unusual), about five times faster and with 2 allocations per change
+// instead of 18. Each event owns its strings: keeping one event does not
+// keep its page in memory. Other statuses go through the SDK's own reader.
+// A ClientOptions option that replaces the operation's Reader wins.
+//
 // # Errors
 //
 // One table, in statusKind, decides what a failure means. HTTP error
