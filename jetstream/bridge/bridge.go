@@ -73,6 +73,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/smartxworks/cloudtower-go-sdk/v2/models"
 
+	"github.com/towerwatch/towerwatch/internal/ctxtime"
 	"github.com/towerwatch/towerwatch/jetstream/sink"
 	"github.com/towerwatch/towerwatch/jetstream/wire"
 	"github.com/towerwatch/towerwatch/stream"
@@ -101,7 +102,8 @@ type Config struct {
 	ContinueAfterCompaction bool
 	// Watch holds options for stream.Watch over the source (PollInterval,
 	// PageSize, OnPoll, ...). The start position options (After, FromNow)
-	// are overridden by the bridge.
+	// are overridden by the bridge. The engine logs to Logger unless a
+	// stream.Logger option says otherwise.
 	Watch []stream.Option
 	// MinBackoff and MaxBackoff bound the wait before the bridge starts
 	// leading again after a failure; defaults DefaultMinBackoff and
@@ -180,8 +182,12 @@ func (b *Bridge[E]) Run(ctx context.Context) error {
 // Published is Run as a sequence: it yields each change once the bridge
 // has handed it to JetStream (its acknowledgement may still be in flight),
 // and ends like Run, with Run's error as its last value. Breaking out of
-// the loop stops the bridge and releases the lock. A slow loop body slows
-// the bridge down.
+// the loop, or cancelling ctx, stops the bridge: it waits (up to the
+// sink's AckTimeout) for the acknowledgements in flight, then releases
+// the lock. The changes yielded are then stored, unless the server
+// refused them (see the log); changes the bridge had handed over but not
+// yet yielded (at most one) may be stored too. A slow loop body slows the
+// bridge down.
 func (b *Bridge[E]) Published(ctx context.Context) iter.Seq2[E, error] {
 	return func(yield func(E, error) bool) {
 		var zero E
@@ -239,7 +245,7 @@ func (b *Bridge[E]) newLock(ctx context.Context) (*Lock, error) {
 			return nil, ctx.Err()
 		}
 		b.cfg.Logger.Warn("towerwatch bridge: opening the lock bucket failed, retrying", "error", err)
-		if err := sleep(ctx, bo()); err != nil {
+		if err := ctxtime.Sleep(ctx, bo()); err != nil {
 			return nil, err
 		}
 	}
@@ -254,6 +260,7 @@ func (b *Bridge[E]) lead(ctx context.Context, yield func(E, error) bool) error {
 	for {
 		err := b.session(ctx, pub, yield)
 		if ctx.Err() != nil || errors.Is(err, errStop) {
+			b.flush(ctx, pub)
 			return err
 		}
 		if fatal(err) {
@@ -265,9 +272,23 @@ func (b *Bridge[E]) lead(ctx context.Context, yield func(E, error) bool) error {
 		}
 		wait := bo()
 		b.cfg.Logger.Warn("towerwatch bridge: publishing stopped, resuming from the stream's last message", "error", err, "retry_in", wait)
-		if err := sleep(ctx, wait); err != nil {
+		if err := ctxtime.Sleep(ctx, wait); err != nil {
 			return nil
 		}
+	}
+}
+
+// flush waits, at most AckTimeout and even though ctx is done, for the
+// acknowledgements of the messages in flight when the bridge stops, so
+// that what Published yielded is stored unless the server refused it.
+func (b *Bridge[E]) flush(ctx context.Context, pub *sink.Publisher[E]) {
+	if pub.Pending() == 0 {
+		return
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pub.Config().AckTimeout)
+	defer cancel()
+	if err := pub.Flush(fctx); err != nil {
+		b.cfg.Logger.Warn("towerwatch bridge: waiting for the last acknowledgements on stop", "error", err)
 	}
 }
 
@@ -320,7 +341,7 @@ func (b *Bridge[E]) session(ctx context.Context, pub *sink.Publisher[E], yield f
 }
 
 func (b *Bridge[E]) publish(ctx context.Context, pub *sink.Publisher[E], after stream.Revision, yield func(E, error) bool) error {
-	opts := append(append([]stream.Option(nil), b.cfg.Watch...), stream.After(after))
+	opts := append(append([]stream.Option{stream.Logger(b.cfg.Logger)}, b.cfg.Watch...), stream.After(after))
 	for item, err := range stream.Watch(ctx, b.src, opts...) {
 		if err != nil {
 			if ctx.Err() != nil {
@@ -332,11 +353,6 @@ func (b *Bridge[E]) publish(ctx context.Context, pub *sink.Publisher[E], after s
 			return err
 		}
 		if !yield(item, nil) {
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pub.Config().AckTimeout)
-			defer cancel()
-			if err := pub.Flush(fctx); err != nil {
-				b.cfg.Logger.Warn("towerwatch bridge: flushing on stop", "error", err)
-			}
 			return errStop
 		}
 	}
@@ -362,7 +378,7 @@ func (b *Bridge[E]) head(ctx context.Context) (stream.Revision, error) {
 		}
 		wait := bo()
 		b.cfg.Logger.Warn("towerwatch bridge: reading the source's head failed, retrying", "error", err, "retry_in", wait)
-		if err := sleep(ctx, wait); err != nil {
+		if err := ctxtime.Sleep(ctx, wait); err != nil {
 			return stream.Revision{}, err
 		}
 	}
@@ -376,16 +392,5 @@ func (b *Bridge[E]) backoff() func() time.Duration {
 		d := next
 		next = min(next*2, b.cfg.MaxBackoff)
 		return d
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -170,7 +171,7 @@ func (l *Lock) Acquire(ctx context.Context) (*Lease, error) {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			if !waiting {
 				waiting = true
-				l.cfg.Logger.Info("towerwatch bridge: standing by: another bridge holds the leader lock", "bucket", l.cfg.Bucket, "key", l.cfg.Key, "holder", l.holder(ctx))
+				l.cfg.Logger.Info("towerwatch bridge: standing by: another bridge holds the leader lock", "bucket", l.cfg.Bucket, "key", l.cfg.Key, "holder", l.Holder(ctx))
 			}
 		} else {
 			l.cfg.Logger.Warn("towerwatch bridge: taking the leader lock failed", "bucket", l.cfg.Bucket, "key", l.cfg.Key, "error", err)
@@ -179,9 +180,13 @@ func (l *Lock) Acquire(ctx context.Context) (*Lease, error) {
 	}
 }
 
-// holder returns the ID of the key's holder, for log lines.
-func (l *Lock) holder(ctx context.Context) string {
+// Holder returns the ID (LockConfig.ID) of the bridge that holds the key,
+// "" if none does, or "?" if the key cannot be read.
+func (l *Lock) Holder(ctx context.Context) string {
 	e, err := l.kv.Get(ctx, l.cfg.Key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return ""
+	}
 	if err != nil {
 		return "?"
 	}
@@ -309,6 +314,21 @@ func (le *Lease) Release(ctx context.Context) error {
 		return nil
 	}
 	err := le.lock.kv.Delete(ctx, le.lock.cfg.Key, jetstream.LastRevision(rev))
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		// A renewal whose answer was lost (its context was cancelled with
+		// the lease's) may have moved the key on: it is still this lease's
+		// if it holds this lease's value (ID and acquisition time).
+		var e jetstream.KeyValueEntry
+		if e, err = le.lock.kv.Get(ctx, le.lock.cfg.Key); err == nil {
+			if !bytes.Equal(e.Value(), le.val) {
+				return nil // another holder's
+			}
+			err = le.lock.kv.Delete(ctx, le.lock.cfg.Key, jetstream.LastRevision(e.Revision()))
+		}
+	}
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return nil // expired meanwhile
+	}
 	if err != nil {
 		return fmt.Errorf("bridge: releasing the leader lock: %w", err)
 	}

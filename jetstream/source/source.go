@@ -157,8 +157,10 @@ type Source[E any] struct {
 	lastAfter  stream.Revision
 	closed     bool
 
-	ackMu   sync.Mutex
-	unacked []delivered // in revision order
+	ackMu    sync.Mutex
+	unacked  []delivered   // in revision order
+	lastAck  jetstream.Msg // the last message acknowledged, nil if none
+	ackedSeq uint64        // its stream sequence
 }
 
 // cursor is the Source's position: the last message it returned (or the
@@ -268,17 +270,26 @@ func NewCloudTower(ctx context.Context, js jetstream.JetStream, cfg Config) (*So
 // Revision returns the item's revision.
 func (s *Source[E]) Revision(item E) (stream.Revision, error) { return s.codec.Revision(item) }
 
-// Close stops reading and flushes the acknowledgements sent so far to
-// the server (within a second). Changes delivered but not acknowledged
+// Close stops reading and waits (up to a second) until the server has
+// handled the acknowledgements sent so far. Changes delivered but not acknowledged
 // come again to the next reader of a durable. Poll fails after Close.
 func (s *Source[E]) Close() error {
 	s.pollMu.Lock()
 	defer s.pollMu.Unlock()
 	s.closeReader()
 	s.closed = true
-	if s.cons != nil {
-		if err := s.js.Conn().FlushTimeout(time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			return fmt.Errorf("source: flushing acknowledgements: %w", err)
+	s.ackMu.Lock()
+	last := s.lastAck
+	s.ackMu.Unlock()
+	if last != nil {
+		// Acknowledge the last message again, waiting for the server's
+		// answer: the server handles a connection's acknowledgements in
+		// order, so every earlier one has then moved the durable's floor,
+		// and the next reader starts after it.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if _, err := s.js.Conn().RequestWithContext(ctx, last.Reply(), []byte("+ACK")); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			return fmt.Errorf("source: confirming acknowledgements: %w", err)
 		}
 	}
 	return nil
@@ -348,6 +359,7 @@ func (s *Source[E]) ackThrough(rev stream.Revision) {
 	if n == 0 {
 		return
 	}
+	s.lastAck, s.ackedSeq = s.unacked[n-1].msg, s.unacked[n-1].seq
 	switch s.ackPolicy {
 	case jetstream.AckAllPolicy:
 		_ = s.unacked[n-1].msg.Ack() // fire and forget: a lost ack means a redelivery
@@ -385,322 +397,4 @@ func (s *Source[E]) closeReader() {
 		s.it.Stop()
 		s.it = nil
 	}
-}
-
-// Poll implements stream.Poller: it returns the changes after the
-// revision after, at most limit of them; see the package documentation.
-func (s *Source[E]) Poll(ctx context.Context, after stream.Revision, limit int) (stream.Page[E], error) {
-	s.pollMu.Lock()
-	defer s.pollMu.Unlock()
-	if s.closed {
-		return stream.Page[E]{}, stream.Fatal(ErrClosed)
-	}
-	if prev := s.lastAfter; !prev.IsZero() {
-		s.ackThrough(prev)
-	}
-	s.lastAfter = after
-	if after.IsZero() {
-		return s.pollHead(ctx)
-	}
-	if !s.positioned || after != s.cur.rev {
-		compact, err := s.seek(ctx, after)
-		if err != nil || !compact.IsZero() {
-			return stream.Page[E]{Compact: compact}, err
-		}
-	}
-	return s.fill(ctx, limit)
-}
-
-// pollHead positions the Source at its start: the stream's last message,
-// or the durable's acknowledgement floor.
-func (s *Source[E]) pollHead(ctx context.Context) (stream.Page[E], error) {
-	s.closeReader()
-	s.positioned = false
-	var seq uint64
-	if s.cons != nil {
-		info, err := s.cons.Info(ctx)
-		if err != nil {
-			return stream.Page[E]{}, s.consumerErr(err)
-		}
-		s.dropUnacked() // open resets the durable to its floor
-		seq = info.AckFloor.Stream
-	} else {
-		info, err := s.str.Info(ctx)
-		if err != nil {
-			return stream.Page[E]{}, fmt.Errorf("source: stream %s: %w", s.cfg.Stream, err)
-		}
-		seq = info.State.LastSeq
-	}
-	rev, err := s.revisionAt(ctx, seq)
-	if err != nil {
-		return stream.Page[E]{}, err
-	}
-	s.cur = cursor{rev: rev, seq: seq}
-	if rev.IsZero() {
-		// The engine starts after "0" when the head is unknown.
-		s.cur.rev, s.cur.anchored = stream.RevisionFromUint64(0), true
-	}
-	s.positioned = true
-	return stream.Page[E]{Head: rev}, nil
-}
-
-func (s *Source[E]) consumerErr(err error) error {
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return stream.Fatal(fmt.Errorf("source: durable %s on %s: %w", s.cfg.Durable, s.cfg.Stream, err))
-	}
-	return fmt.Errorf("source: durable %s on %s: %w", s.cfg.Durable, s.cfg.Stream, err)
-}
-
-// revisionAt returns the revision of the message at seq, or zero if there
-// is none.
-func (s *Source[E]) revisionAt(ctx context.Context, seq uint64) (stream.Revision, error) {
-	if seq == 0 {
-		return stream.Revision{}, nil
-	}
-	m, err := s.str.GetMsg(ctx, seq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return stream.Revision{}, nil
-	}
-	if err != nil {
-		return stream.Revision{}, fmt.Errorf("source: reading message %d of %s: %w", seq, s.cfg.Stream, err)
-	}
-	rev, err := wire.RevisionHeader(m.Header)
-	if err != nil {
-		return stream.Revision{}, stream.Fatal(fmt.Errorf("source: message %d of %s: %w", seq, s.cfg.Stream, err))
-	}
-	return rev, nil
-}
-
-// nextFrom returns the first message at or after seq, with its revision
-// and previous revision, or nil if there is none.
-func (s *Source[E]) nextFrom(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, stream.Revision, stream.Revision, error) {
-	m, err := s.str.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(">"))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, stream.Revision{}, stream.Revision{}, nil
-	}
-	if err != nil {
-		return nil, stream.Revision{}, stream.Revision{}, fmt.Errorf("source: reading %s from sequence %d: %w", s.cfg.Stream, seq, err)
-	}
-	rev, err := wire.RevisionHeader(m.Header)
-	if err == nil {
-		var prev stream.Revision
-		prev, err = wire.PrevRevisionHeader(m.Header)
-		if err == nil {
-			return m, rev, prev, nil
-		}
-	}
-	return nil, stream.Revision{}, stream.Revision{}, stream.Fatal(fmt.Errorf("source: message %d of %s: %w", m.Sequence, s.cfg.Stream, err))
-}
-
-// seek positions the Source after the revision after: at the first
-// message whose revision is above it. It returns a non-zero compact
-// revision when changes after after are missing from the stream.
-func (s *Source[E]) seek(ctx context.Context, after stream.Revision) (stream.Revision, error) {
-	s.closeReader()
-	s.positioned = false
-	info, err := s.str.Info(ctx)
-	if err != nil {
-		return stream.Revision{}, fmt.Errorf("source: stream %s: %w", s.cfg.Stream, err)
-	}
-	// Binary search for the first sequence in [first, last+1] whose message
-	// (or the next existing one) has a revision above after.
-	lo, hi := max(info.State.FirstSeq, 1), info.State.LastSeq+1
-	var first *jetstream.RawStreamMsg // the message at lo, once found
-	var firstPrev stream.Revision
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		m, rev, prev, err := s.nextFrom(ctx, mid)
-		if err != nil {
-			return stream.Revision{}, err
-		}
-		switch {
-		case m == nil:
-			hi = mid
-		case after.Less(rev):
-			hi = mid
-			if m.Sequence == mid || first == nil || m.Sequence < first.Sequence {
-				first, firstPrev = m, prev
-			}
-		default:
-			lo = m.Sequence + 1
-		}
-	}
-	if first == nil || first.Sequence < lo {
-		m, _, prev, err := s.nextFrom(ctx, lo)
-		if err != nil {
-			return stream.Revision{}, err
-		}
-		first, firstPrev = m, prev
-	}
-	if first != nil && after.Less(firstPrev) {
-		return firstPrev, nil // changes in (after, firstPrev] are not on the stream
-	}
-	start := lo
-	if first != nil {
-		start = first.Sequence
-	}
-	s.dropUnacked() // open resets a durable to start
-	s.cur = cursor{rev: after, seq: start - 1}
-	s.positioned = true
-	return stream.Revision{}, nil
-}
-
-// open starts reading at the sequence after the cursor.
-func (s *Source[E]) open(ctx context.Context) error {
-	var cons jetstream.Consumer
-	if s.cons != nil {
-		// Deliver again from the oldest message returned but not yet
-		// acknowledged (their acknowledgements then go to the new
-		// deliveries), or else from the cursor on: whatever the previous
-		// reader had received but not returned is pending on the server
-		// and would otherwise come only after the ack wait.
-		seq := s.cur.seq + 1
-		s.ackMu.Lock()
-		if len(s.unacked) > 0 {
-			seq = s.unacked[0].seq
-		}
-		s.ackMu.Unlock()
-		if _, err := s.js.ResetConsumerToSequence(ctx, s.cfg.Stream, s.cfg.Durable, seq); err != nil {
-			err = s.consumerErr(err)
-			var apiErr *jetstream.APIError
-			if errors.As(err, &apiErr) && apiErr.Code == 400 {
-				err = stream.Fatal(err) // such as below the durable's start: retrying cannot help
-			}
-			return err
-		}
-		cons = s.cons
-	} else {
-		var err error
-		cons, err = s.js.OrderedConsumer(ctx, s.cfg.Stream, jetstream.OrderedConsumerConfig{
-			FilterSubjects: s.cfg.Subjects,
-			DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-			OptStartSeq:    s.cur.seq + 1,
-		})
-		if err != nil {
-			return fmt.Errorf("source: consumer on %s: %w", s.cfg.Stream, err)
-		}
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(s.cfg.Buffer))
-	if err != nil {
-		if s.cons != nil {
-			return s.consumerErr(err)
-		}
-		return fmt.Errorf("source: reading %s: %w", s.cfg.Stream, err)
-	}
-	s.it = it
-	return nil
-}
-
-var errTimeout = errors.New("timeout")
-
-func (s *Source[E]) next(ctx context.Context, wait time.Duration) (jetstream.Msg, error) {
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	m, err := s.it.Next(jetstream.NextContext(wctx))
-	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
-		return nil, errTimeout
-	}
-	return m, err
-}
-
-// fill reads the next page from the cursor on.
-func (s *Source[E]) fill(ctx context.Context, limit int) (stream.Page[E], error) {
-	if s.it == nil {
-		if err := s.open(ctx); err != nil {
-			return stream.Page[E]{}, err
-		}
-	}
-	if s.cons != nil && s.maxAckPending > 0 {
-		// Up to about three pages are delivered and unacknowledged at a
-		// time (one handled, one being handled, one prefetched).
-		limit = min(limit, max(1, s.maxAckPending/4))
-	}
-	cur := s.cur
-	var (
-		items   []E
-		acks    []delivered
-		pending uint64
-		gap     bool
-	)
-	for len(items) < limit {
-		wait := s.cfg.MaxWait
-		if len(items) > 0 {
-			if pending == 0 {
-				break
-			}
-			wait = s.cfg.Linger
-		}
-		m, err := s.next(ctx, wait)
-		if errors.Is(err, errTimeout) {
-			break
-		}
-		if err != nil {
-			s.closeReader()
-			if ctx.Err() != nil {
-				return stream.Page[E]{}, ctx.Err()
-			}
-			return stream.Page[E]{}, fmt.Errorf("source: reading %s: %w", s.cfg.Stream, err)
-		}
-		md, err := m.Metadata()
-		if err != nil {
-			s.closeReader()
-			return stream.Page[E]{}, fmt.Errorf("source: reading %s: %w", s.cfg.Stream, err)
-		}
-		if md.Sequence.Stream <= cur.seq {
-			// A message returned before, delivered again after a reset:
-			// its acknowledgement goes to this delivery.
-			s.redelivered(md.Sequence.Stream, m)
-			continue
-		}
-		h := m.Headers()
-		rev, err := wire.RevisionHeader(h)
-		if err == nil && !s.filtered && !cur.anchored {
-			var prev stream.Revision
-			prev, err = wire.PrevRevisionHeader(h)
-			if err == nil && cur.rev.Less(prev) {
-				// Changes between cur.rev and prev are missing. Return what
-				// came before; the next Poll (after cur.rev) reports the gap.
-				s.closeReader()
-				if len(items) == 0 {
-					return stream.Page[E]{Compact: prev}, nil
-				}
-				gap = true
-				break
-			}
-		}
-		var item E
-		if err == nil {
-			item, err = s.codec.Decode(wire.Message{Subject: m.Subject(), Header: h, Data: m.Data()})
-		}
-		if err != nil {
-			s.closeReader()
-			return stream.Page[E]{}, stream.Fatal(fmt.Errorf("source: message %d of %s: %w", md.Sequence.Stream, s.cfg.Stream, err))
-		}
-		items = append(items, item)
-		cur = cursor{rev: rev, seq: md.Sequence.Stream}
-		if s.cons != nil {
-			acks = append(acks, delivered{rev: rev, seq: md.Sequence.Stream, msg: m})
-		}
-		pending = md.NumPending
-	}
-	s.cur = cur
-	if len(acks) > 0 {
-		s.ackMu.Lock()
-		s.unacked = append(s.unacked, acks...)
-		s.ackMu.Unlock()
-	}
-	page := stream.Page[E]{Items: items}
-	switch {
-	case len(items) == 0:
-		if !cur.anchored {
-			page.Head = cur.rev // waited MaxWait: nothing new
-		}
-	case pending == 0 && !gap:
-		page.Head = cur.rev
-	default:
-		if m, err := s.str.GetLastMsgForSubject(ctx, ">"); err == nil {
-			page.Head, _ = wire.RevisionHeader(m.Header)
-		}
-	}
-	return page, nil
 }

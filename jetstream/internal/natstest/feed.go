@@ -6,7 +6,12 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/towerwatch/towerwatch/jetstream/sink"
 	"github.com/towerwatch/towerwatch/jetstream/wire"
 	"github.com/towerwatch/towerwatch/stream"
 )
@@ -95,7 +100,8 @@ func (f *Feed) FailEvery(n int) {
 	f.mu.Unlock()
 }
 
-// OnPoll sets a hook called at each poll.
+// OnPoll sets a hook called at the start of each poll, without the Feed's
+// lock held: it may call the Feed's methods (Append, OnPoll, ...).
 func (f *Feed) OnPoll(h func(after stream.Revision)) {
 	f.mu.Lock()
 	f.onPoll = h
@@ -108,10 +114,13 @@ func (f *Feed) Poll(ctx context.Context, after stream.Revision, limit int) (stre
 		return stream.Page[Item]{}, err
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.onPoll != nil {
-		f.onPoll(after)
+	hook := f.onPoll
+	f.mu.Unlock()
+	if hook != nil {
+		hook(after)
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.polls++
 	if f.failNth > 0 && f.polls%f.failNth == 0 {
 		return stream.Page[Item]{}, ErrFault
@@ -141,3 +150,38 @@ func (f *Feed) Revision(it Item) (stream.Revision, error) { return Codec{}.Revis
 
 // Rev formats a revision.
 func Rev(n uint64) stream.Revision { return stream.MustParseRevision(strconv.FormatUint(n, 10)) }
+
+// Publish publishes the Items from..to into cfg's stream (created if
+// needed) with a sink.Publisher, after a Sync. When the stream is empty,
+// or restart is not zero, the first message's previous revision is
+// restart (from-1 when restart is zero).
+func Publish(tb testing.TB, js jetstream.JetStream, cfg sink.Config, from, to, restart uint64) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := sink.EnsureStream(ctx, js, cfg); err != nil {
+		tb.Fatalf("natstest: %v", err)
+	}
+	pub := sink.NewPublisher(js, Codec{}, cfg)
+	pos, err := pub.Sync(ctx)
+	if err != nil {
+		tb.Fatalf("natstest: %v", err)
+	}
+	switch {
+	case restart != 0:
+		err = pub.Restart(Rev(restart))
+	case pos.Revision.IsZero():
+		err = pub.Restart(Rev(from - 1))
+	}
+	if err != nil {
+		tb.Fatalf("natstest: %v", err)
+	}
+	for r := from; r <= to; r++ {
+		if err := pub.Publish(ctx, Item{Rev: r, Kind: Kinds[r%uint64(len(Kinds))]}); err != nil {
+			tb.Fatalf("natstest: publishing %d: %v", r, err)
+		}
+	}
+	if err := pub.Flush(ctx); err != nil {
+		tb.Fatalf("natstest: %v", err)
+	}
+}

@@ -5,8 +5,10 @@ package natstest
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -41,17 +43,41 @@ func Start(tb testing.TB) *Server {
 
 func start(tb testing.TB, opts *server.Options) *Server {
 	tb.Helper()
-	ns, err := server.NewServer(opts)
+	s, err := run(opts)
 	if err != nil {
 		tb.Fatalf("natstest: %v", err)
 	}
-	go ns.Start()
+	return s
+}
+
+func run(opts *server.Options) (*Server, error) {
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, err
+	}
+	go ns.Start() // ended by Shutdown
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
 		ns.WaitForShutdown()
-		tb.Fatal("natstest: server not ready within 10s")
+		return nil, errors.New("server not ready within 10s")
 	}
-	return &Server{Server: ns, opts: opts}
+	return &Server{Server: ns, opts: opts}, nil
+}
+
+// Run starts a server like Start, for examples: with its storage in a new
+// temporary directory. Stop it with the returned function, which also
+// removes the directory.
+func Run() (*Server, func(), error) {
+	dir, err := os.MkdirTemp("", "natstest")
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := run(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return s, func() { s.Stop(); os.RemoveAll(dir) }, nil
 }
 
 // Stop shuts the server down and waits until it has stopped. It may be
@@ -187,4 +213,22 @@ func CheckRange(tb testing.TB, revs []uint64, from, to uint64) {
 // failed test, or with -v), at Info level and above.
 func Logger(tb testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// ForExample starts a server with Run, connects to it, and returns the
+// JetStream context, a context that times out after 10s, and the function
+// that ends all three. It panics if the server does not start.
+func ForExample() (jetstream.JetStream, context.Context, func()) {
+	srv, stop, err := Run()
+	if err != nil {
+		panic(err)
+	}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		stop()
+		panic(err)
+	}
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	return js, ctx, func() { cancel(); nc.Close(); stop() }
 }

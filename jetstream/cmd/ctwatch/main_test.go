@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/towerwatch/towerwatch/internal/cli"
+	"github.com/towerwatch/towerwatch/jetstream/internal/natstest"
+	"github.com/towerwatch/towerwatch/jetstream/wire"
+	"github.com/towerwatch/towerwatch/testutil/fakeserver"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// buffer is a bytes.Buffer safe for the writes of Run's goroutines.
+type buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// ctwatch runs the command in-process, bounded by a deadline, and returns
+// its exit code, stdout and stderr.
+func ctwatch(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var stdout, stderr buffer
+	code := cli.Run(ctx, args, func(k string) string { return env[k] }, strings.NewReader(""), &stdout, &stderr, newNATS().Extension())
+	if ctx.Err() != nil {
+		t.Fatalf("ctwatch %s: still running after a minute\n%s", strings.Join(args, " "), stderr.String())
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+type line struct {
+	Revision     string `json:"revision"`
+	ResourceType string `json:"type"`
+	Action       string `json:"action"`
+	ResourceID   string `json:"id"`
+}
+
+func parse(t *testing.T, out string) []line {
+	t.Helper()
+	var lines []line
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l == "" {
+			continue
+		}
+		var v line
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatalf("output line %q: %v", l, err)
+		}
+		lines = append(lines, v)
+	}
+	return lines
+}
+
+func revisions(t *testing.T, lines []line) []uint64 {
+	t.Helper()
+	out := make([]uint64, len(lines))
+	for i, l := range lines {
+		r, err := strconv.ParseUint(l.Revision, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = r
+	}
+	return out
+}
+
+// TestPublishThenRead runs ctwatch as a bridge twice (the second run
+// resumes after the first) and reads the stream back with --from-nats.
+func TestPublishThenRead(t *testing.T) {
+	fake, _ := natstest.CloudTower(t, 3000)
+	fake.SetRandomFaults(3, 0.1, fakeserver.Fault500, fakeserver.Fault503)
+	srv := natstest.Start(t)
+	url := srv.ClientURL()
+	env := map[string]string{"CLOUDTOWER_PASSWORD": fake.Password()}
+	bridgeArgs := []string{"--server", fake.URL(), "--username", fake.Username(), "-q", "--nats-lock-ttl", "1s", "--page-size", "500"}
+
+	// First run: from the beginning of CloudTower's log, 2000 changes.
+	code, stdout, stderr := ctwatch(t, env, append(bridgeArgs, "--publish", url, "--from", "0", "--limit", "2000")...)
+	if code != 0 || stdout != "" {
+		t.Fatalf("bridge: exit %d, stdout %q\n%s", code, stdout, stderr)
+	}
+	// Second run: --from is only for an empty stream; it resumes after the
+	// first run's last change. (A bridge stopped by --limit N has published
+	// N changes, or N+1: the one it had published when it was told to stop.)
+	fake.Generate(1000)
+	code, _, stderr = ctwatch(t, env, append(bridgeArgs, "--publish", url, "--from", "0", "--limit", "900")...)
+	if code != 0 {
+		t.Fatalf("second bridge: exit %d\n%s", code, stderr)
+	}
+	js := srv.JetStream(t)
+	stored := natstest.Revisions(t, js, wire.DefaultStream)
+	n := uint64(len(stored))
+	if n < 2900 || n > 2902 {
+		t.Fatalf("the bridges published %d changes, want 2900 to 2902", n)
+	}
+	natstest.CheckRange(t, stored, 1, n)
+
+	// Read it all back, as CloudTower has it.
+	code, stdout, stderr = ctwatch(t, nil, "--from-nats", url, "--from", "0", "--limit", strconv.FormatUint(n, 10), "-q", "-o", "ndjson")
+	if code != 0 {
+		t.Fatalf("reader: exit %d\n%s", code, stderr)
+	}
+	lines := parse(t, stdout)
+	natstest.CheckRange(t, revisions(t, lines), 1, n)
+	want := fake.Events(0)
+	for i, l := range lines {
+		if w := want[i]; l.ResourceID != w.ResourceID || l.ResourceType != w.ResourceType || l.Action != w.Action {
+			t.Fatalf("change %s: %+v, CloudTower has %+v", l.Revision, l, w)
+		}
+	}
+
+	// Filters become subject filters; a checkpoint resumes a reader.
+	ckpt := filepath.Join(t.TempDir(), "ckpt")
+	var vms []uint64
+	for _, e := range want {
+		if e.Revision <= n && e.ResourceType == fakeserver.TypeVM && e.Action == "UPDATE" {
+			vms = append(vms, e.Revision)
+		}
+	}
+	if len(vms) < 20 {
+		t.Fatalf("only %d VM updates", len(vms))
+	}
+	var got []uint64
+	for i, limit := range []int{10, len(vms) - 10} {
+		args := []string{"--from-nats", url, "--types", "VM", "--action", "UPDATE",
+			"--checkpoint", ckpt, "--limit", strconv.Itoa(limit), "-q", "-o", "ndjson"}
+		if i == 0 {
+			args = append(args, "--from", "0") // then from the checkpoint
+		}
+		code, stdout, stderr = ctwatch(t, nil, args...)
+		if code != 0 {
+			t.Fatalf("filtered reader: exit %d\n%s", code, stderr)
+		}
+		got = append(got, revisions(t, parse(t, stdout))...)
+		if limit == 10 {
+			// Once the checkpoint holds a revision, --from is an error.
+			if code, _, _ := ctwatch(t, nil, "--from-nats", url, "--from", "0", "--checkpoint", ckpt); code != cli.ExitUsage {
+				t.Fatalf("--from with a checkpoint: exit %d", code)
+			}
+		}
+	}
+	if len(got) != len(vms) {
+		t.Fatalf("filtered: got %d changes, want %d", len(got), len(vms))
+	}
+	for i := range vms {
+		if got[i] != vms[i] {
+			t.Fatalf("filtered change #%d: %d, want %d", i, got[i], vms[i])
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"--publish", "nats://127.0.0.1:1", "--from-nats", "nats://127.0.0.1:1"},
+		{"--publish", "nats://127.0.0.1:1", "--demo"},
+		{"--from-nats", "nats://127.0.0.1:1", "--demo"},
+		{"--publish", "nats://127.0.0.1:1", "--server", "x", "--token", "t", "--checkpoint", filepath.Join(t.TempDir(), "c")},
+		{"--publish", "nats://127.0.0.1:1", "--server", "x", "--token", "t", "--nats-lock-ttl", "10ms"},
+		{"--from-nats", "nats://127.0.0.1:1", "--nats-prefix", "a.*"},
+		{"--from-nats", "nats://127.0.0.1:1", "--nats-stream", "a.b"},
+		{"--publish", "nats://127.0.0.1:1"}, // no CloudTower
+	} {
+		code, _, stderr := ctwatch(t, nil, args...)
+		if code != cli.ExitUsage {
+			t.Errorf("%v: exit %d, want %d\n%s", args, code, cli.ExitUsage, stderr)
+		}
+	}
+	// No NATS server there: a runtime error that says what to check.
+	code, _, stderr := ctwatch(t, nil, "--from-nats", "nats://127.0.0.1:1")
+	if code != cli.ExitFailure || !strings.Contains(stderr, "-js") {
+		t.Errorf("unreachable server: exit %d\n%s", code, stderr)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"nats://u:p@host:4222": "nats://***@host:4222",
+		"u:p@host":             "***@host",
+		"nats://host:4222":     "nats://host:4222",
+	} {
+		if got := redact(in); got != want {
+			t.Errorf("redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
