@@ -14,10 +14,13 @@ package bench
 //	                    revision times two, sum
 //	BenchmarkBatch      batches of at most 100, or fewer once 10 ms passed
 //	                    since the first item of a batch; count the items
+//	BenchmarkCoalesce   the newest item per key (10,000 keys) within 10 ms
+//	                    windows; sum the newest revision per key (towerwatch
+//	                    and channels only: rxgo has no such operator)
 //
 // Each reports ns/item and allocs/item. Run (about a minute):
 //
-//	go test -run '^$' -bench 'FilterMap|Batch' -count 6 ./bench | tee ops.txt
+//	go test -run '^$' -bench 'FilterMap|Batch|Coalesce' -count 6 ./bench | tee ops.txt
 //	benchstat -col /impl ops.txt
 //
 // rxgo and the channels use buffered channels of chanBuffer items: the
@@ -259,12 +262,33 @@ func BenchmarkBatch(b *testing.B) {
 // that reads in, and sends a batch when it is full, when batchWait has
 // passed since its first item, and at the end.
 func chanBatch(ctx context.Context, in <-chan change) <-chan []change {
-	out := make(chan []change)
+	var pending []change
+	return chanWindows(ctx, in, batchWait,
+		func(c change) bool {
+			if pending == nil {
+				pending = make([]change, 0, batchSize)
+			}
+			pending = append(pending, c)
+			return len(pending) == batchSize
+		},
+		func() []change {
+			p := pending
+			pending = nil
+			return p
+		})
+}
+
+// chanWindows is the goroutine of a channel stage that groups the items of
+// in into windows: it calls add for each item, and sends take() (unless it
+// is empty) when add reports the window full, when wait has passed since
+// the window's first item, and at the end of in.
+func chanWindows[S ~[]E, E any](ctx context.Context, in <-chan change, wait time.Duration, add func(change) (full bool), take func() S) <-chan S {
+	out := make(chan S)
 	go func() {
 		defer close(out)
 		var (
-			pending []change
-			timer   = time.NewTimer(batchWait)
+			open    bool // the window holds an item
+			timer   = time.NewTimer(wait)
 			timeout <-chan time.Time
 		)
 		timer.Stop()
@@ -272,12 +296,11 @@ func chanBatch(ctx context.Context, in <-chan change) <-chan []change {
 		send := func() bool {
 			timer.Stop()
 			timeout = nil
-			if len(pending) == 0 {
-				return true
+			open = false
+			if w := take(); len(w) > 0 {
+				return send(ctx, out, w)
 			}
-			p := pending
-			pending = nil
-			return send(ctx, out, p)
+			return true
 		}
 		for {
 			select {
@@ -286,13 +309,12 @@ func chanBatch(ctx context.Context, in <-chan change) <-chan []change {
 					send()
 					return
 				}
-				if pending == nil {
-					pending = make([]change, 0, batchSize)
-					timer.Reset(batchWait)
+				if !open {
+					open = true
+					timer.Reset(wait)
 					timeout = timer.C
 				}
-				pending = append(pending, c)
-				if len(pending) == batchSize && !send() {
+				if add(c) && !send() {
 					return
 				}
 			case <-timeout:
@@ -305,4 +327,106 @@ func chanBatch(ctx context.Context, in <-chan change) <-chan []change {
 		}
 	}()
 	return out
+}
+
+const (
+	coalesceKeys   = 10_000
+	coalesceWindow = 10 * time.Millisecond
+)
+
+// coalesceKey spreads the items over coalesceKeys keys, like changes to
+// that many resources.
+func coalesceKey(c change) uint64 { return c.Rev % coalesceKeys }
+
+func BenchmarkCoalesce(b *testing.B) {
+	// The checksum sums the newest revision per key: what a consumer that
+	// mirrors the state ends up with. Every item must also be newer than
+	// the one before it (newest per key, in revision order, window after
+	// window). out/pass is the number of items emitted per pass: how much
+	// was coalesced away, which depends on how fast the upstream is read.
+	var want uint64
+	for i := pipelineItems - coalesceKeys; i < pipelineItems; i++ {
+		want += mkChange(i).Rev
+	}
+	run := func(b *testing.B, pass func(ctx context.Context, emit func(change)) error) {
+		latest := make([]uint64, coalesceKeys)
+		out, passes := 0, 0
+		perItem(b, pipelineItems, want, func(ctx context.Context) uint64 {
+			clear(latest)
+			var prev uint64
+			err := pass(ctx, func(c change) {
+				if c.Rev <= prev {
+					b.Fatalf("revision %d after %d", c.Rev, prev)
+				}
+				prev = c.Rev
+				latest[coalesceKey(c)] = c.Rev
+				out++
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			passes++
+			var sum uint64
+			for _, r := range latest {
+				sum += r
+			}
+			return sum
+		})
+		b.ReportMetric(float64(out)/float64(passes), "out/pass")
+	}
+	b.Run("impl=towerwatch", func(b *testing.B) {
+		run(b, func(ctx context.Context, emit func(change)) error {
+			for c, err := range operators.CoalesceByKey(ctx, changes(pipelineItems), coalesceKey, coalesceWindow) {
+				if err != nil {
+					return err
+				}
+				emit(c)
+			}
+			return nil
+		})
+	})
+	b.Run("impl=channels", func(b *testing.B) {
+		run(b, func(ctx context.Context, emit func(change)) error {
+			for window := range chanCoalesce(ctx, chanChanges(ctx, pipelineItems)) {
+				for _, c := range window {
+					emit(c)
+				}
+			}
+			return nil
+		})
+	})
+}
+
+// chanCoalesce is CoalesceByKey(coalesceKey, coalesceWindow) as a channel
+// stage: a goroutine that reads in, keeps the newest item per key in the
+// order of their newest occurrence, and sends them as one slice when
+// coalesceWindow has passed since the window's first item, and at the end.
+// A superseded item is left as a hole (Rev 0) until the window is sent, so
+// it holds every item of a window, not only one per key.
+func chanCoalesce(ctx context.Context, in <-chan change) <-chan []change {
+	var (
+		index = make(map[uint64]int) // key -> position in held
+		held  []change
+	)
+	return chanWindows(ctx, in, coalesceWindow,
+		func(c change) bool {
+			k := coalesceKey(c)
+			if i, ok := index[k]; ok {
+				held[i].Rev = 0
+			}
+			index[k] = len(held)
+			held = append(held, c)
+			return false
+		},
+		func() []change {
+			window := make([]change, 0, len(index))
+			for _, c := range held {
+				if c.Rev != 0 {
+					window = append(window, c)
+				}
+			}
+			held = held[:0]
+			clear(index)
+			return window
+		})
 }

@@ -33,10 +33,10 @@
 // partial batch whose wait has passed), so each pass reads its upstream in
 // one extra goroutine. Batch's goroutine fills the next batch while the
 // consumer handles the current one and hands over whole batches: it reads
-// ahead of the consumer by at most one batch. CoalesceByKey's hands over
-// one value at a time, unbuffered: it never reads ahead of the consumer by
-// more than one value. Broadcast reads
-// its upstream in one goroutine per pass, shared by all subscribers, ahead
+// ahead of the consumer by at most one batch. CoalesceByKey's goroutine
+// coalesces the open window itself and hands the whole window over when it
+// closes; while the consumer handles a window, it waits, with at most one
+// value read ahead. Broadcast reads its upstream in one goroutine per pass, shared by all subscribers, ahead
 // of each subscriber by at most that subscriber's buffer.
 //
 // Every goroutine an operator starts is stopped when the consumer breaks,
