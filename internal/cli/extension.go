@@ -61,7 +61,9 @@ type Extension struct {
 	// of Changes, start after cfg.Start (from the head when cfg.Start is
 	// zero) and stop when ctx is done. It may call cfg.OnPoll for the
 	// progress display. An error returned here, or ending the sequence, is
-	// mapped to an exit code like CloudTower's (see ExitCode).
+	// mapped to an exit code like CloudTower's (see ExitCode). A hook that
+	// needs the CloudTower source itself (to bridge it elsewhere, say)
+	// opens it with cfg.OpenCloudTower, which honours --demo.
 	Source func(ctx context.Context, cfg *Config) (Changes, error)
 
 	// Sink, if not nil, may replace the output. Return a non-nil Sink to
@@ -137,6 +139,35 @@ type Config struct {
 
 	warnf func(format string, args ...any)
 	opts  []stream.Option
+	open  func(ctx context.Context) (*cloudtower.Source, func(), error)
+}
+
+// ErrNotRunning is returned by Config.OpenCloudTower on a Config that Run
+// did not make: build the source with cloudtower.Dial and cloudtower.New.
+var ErrNotRunning = errors.New("cli: this Config was not made by Run")
+
+// OpenCloudTower opens the source ctwatch reads by default, for an
+// Extension that needs the CloudTower source itself rather than its
+// changes (a bridge, for instance): with Demo, an embedded fake CloudTower
+// (started here, with the --demo-* flags; a line on Stderr says so unless
+// Quiet), else the CloudTower at Server, dialled with the credentials and
+// TLS settings (prompting for the password when Stdin is a terminal and
+// only Username is set). The source has the filters (SourceOptions)
+// applied and starts nothing until it is polled; watch it with
+// cloudtower.Watch(ctx, src, cfg.WatchOptions()...) or hand it to
+// stream.Watch.
+//
+// On success, call cleanup once the source is no longer used: it closes
+// the idle connections and stops the demo server (which must outlive
+// every poll). On error, nothing is left open and cleanup is nil. Errors
+// are usage errors (see UsageError) for a missing server or credentials,
+// or what cloudtower.Dial returns; Run maps both to exit codes. ctx bounds
+// the dialling and the password prompt only.
+func (c *Config) OpenCloudTower(ctx context.Context) (src *cloudtower.Source, cleanup func(), err error) {
+	if c.open == nil {
+		return nil, nil, ErrNotRunning
+	}
+	return c.open(ctx)
 }
 
 // Warnf prints "ctwatch: warning: ..." on Stderr (clearing a progress line

@@ -162,3 +162,49 @@ func TestExtensionFlagsAndErrors(t *testing.T) {
 		t.Errorf("bad Flags: exit %d\n%s", res.code, res.stderr)
 	}
 }
+
+// TestOpenCloudTower: an extension's hook opens the default source itself
+// (here the demo server, with the --types filter) and watches it.
+func TestOpenCloudTower(t *testing.T) {
+	if _, _, err := (&Config{}).OpenCloudTower(t.Context()); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("outside Run: %v, want ErrNotRunning", err)
+	}
+	var cleaned, opened bool
+	ext := Extension{
+		Name: "open",
+		Source: func(ctx context.Context, cfg *Config) (Changes, error) {
+			src, cleanup, err := cfg.OpenCloudTower(ctx)
+			if err != nil {
+				return nil, err
+			}
+			opened = true
+			return func(yield func(*models.ResourceChangeEvent, error) bool) {
+				defer func() { cleanup(); cleaned = true }()
+				cloudtower.Watch(ctx, src, cfg.WatchOptions()...)(yield)
+			}, nil
+		},
+	}
+	res := runWith(t, context.Background(), nil, &output{}, &output{}, []Extension{ext},
+		"--demo", "--demo-latency", "0", "--types", "VM", "--limit", "7", "-q")
+	if res.code != 0 || !opened || !cleaned {
+		t.Fatalf("exit %d, opened %t, cleaned up %t\n%s", res.code, opened, cleaned, res.stderr)
+	}
+	recs := parseNDJSON(t, res.stdout)
+	prev := 0
+	for _, r := range recs {
+		rev, _ := strconv.Atoi(r.Revision)
+		if r.Type != "VM" || rev <= prev {
+			t.Errorf("change %+v after revision %d", r, prev)
+		}
+		prev = rev
+	}
+	if len(recs) != 7 {
+		t.Errorf("%d changes, want 7", len(recs))
+	}
+
+	// Without --demo and without a server: the usual usage error.
+	res = runWith(t, context.Background(), nil, &output{}, &output{}, []Extension{ext})
+	if res.code != ExitUsage || !strings.Contains(res.stderr, "no server") {
+		t.Errorf("no server: exit %d\n%s", res.code, res.stderr)
+	}
+}

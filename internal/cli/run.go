@@ -174,6 +174,7 @@ func (r *runner) run(ctx context.Context) int {
 		fmt.Fprintf(r.errw, Name+": warning: "+format+"\n", args...)
 	}
 	cfg.opts = r.watchOptions()
+	cfg.open = r.openCloudTower
 
 	for _, e := range r.exts {
 		if e.Validate != nil {
@@ -296,12 +297,22 @@ func (r *runner) watchOptions() []stream.Option {
 	return opts
 }
 
-// openDefault opens the CloudTower source (or the demo server's).
+// openDefault opens the CloudTower source (or the demo server's) and
+// watches it.
 func (r *runner) openDefault(ctx context.Context) (Changes, func(), error) {
+	src, done, err := r.cfg.OpenCloudTower(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cloudtower.Watch(ctx, src, r.cfg.opts...), done, nil
+}
+
+// openCloudTower implements Config.OpenCloudTower.
+func (r *runner) openCloudTower(ctx context.Context) (*cloudtower.Source, func(), error) {
 	cfg := r.cfg
 	var (
 		cc      cloudtower.Config
-		cleanup func()
+		cleanup = func() {}
 	)
 	if cfg.Demo {
 		d, err := startDemo(r.f.DemoBacklog, r.f.DemoRate, r.f.DemoLatency)
@@ -340,15 +351,14 @@ func (r *runner) openDefault(ctx context.Context) (Changes, func(), error) {
 	cc.Logger = cfg.Logger
 	c, err := cloudtower.Dial(ctx, cc)
 	if err != nil {
-		return nil, cleanup, err
+		cleanup()
+		return nil, nil, err
 	}
 	done := func() {
 		cloudtower.CloseIdleConnections(c)
-		if cleanup != nil {
-			cleanup()
-		}
+		cleanup()
 	}
-	return cloudtower.Watch(ctx, cloudtower.New(c, cfg.SourceOptions()...), cfg.opts...), done, nil
+	return cloudtower.New(c, cfg.SourceOptions()...), done, nil
 }
 
 // flagHint adds to an error the flags that fix it, where the library's

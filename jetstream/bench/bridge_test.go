@@ -18,7 +18,10 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,7 +49,7 @@ func BenchmarkBridge(b *testing.B) {
 	zero := stream.RevisionFromUint64(0)
 
 	b.Run("impl=direct", func(b *testing.B) {
-		run(b, func(ctx context.Context, i int) {
+		run(b, func(ctx context.Context) {
 			got := 0
 			for _, err := range cloudtower.Watch(ctx, src, stream.After(zero)) {
 				if err != nil {
@@ -59,16 +62,16 @@ func BenchmarkBridge(b *testing.B) {
 		})
 	})
 	b.Run("impl=jetstream", func(b *testing.B) {
-		run(b, func(ctx context.Context, i int) {
-			cfg := sink.Config{Stream: fmt.Sprintf("E2E_%d", i), Prefix: fmt.Sprintf("e2e.%d", i)}
+		run(b, func(ctx context.Context) {
+			cfg := newStream(b, js, "E2E")
 			stop := startBridge(ctx, b, js, src, cfg)
 			defer stop()
 			consume(ctx, b, js, cfg.Stream)
 		})
 	})
 	b.Run("impl=publish", func(b *testing.B) {
-		run(b, func(ctx context.Context, i int) {
-			cfg := sink.Config{Stream: fmt.Sprintf("PUB_%d", i), Prefix: fmt.Sprintf("pub.%d", i)}
+		run(b, func(ctx context.Context) {
+			cfg := newStream(b, js, "PUB")
 			stop := startBridge(ctx, b, js, src, cfg)
 			defer stop()
 			// Polling the stream's state, between the bridge's own requests.
@@ -87,11 +90,11 @@ func BenchmarkBridge(b *testing.B) {
 		})
 	})
 	b.Run("impl=consume", func(b *testing.B) {
-		cfg := sink.Config{Stream: "FULL", Prefix: "full"}
+		cfg := newStream(b, js, "FULL")
 		stop := startBridge(b.Context(), b, js, src, cfg)
 		consume(b.Context(), b, js, cfg.Stream)
 		stop()
-		run(b, func(ctx context.Context, i int) {
+		run(b, func(ctx context.Context) {
 			consume(ctx, b, js, cfg.Stream)
 		})
 	})
@@ -99,17 +102,39 @@ func BenchmarkBridge(b *testing.B) {
 
 // run runs fn b.N times, each handling the whole backlog, and reports the
 // rate.
-func run(b *testing.B, fn func(ctx context.Context, i int)) {
+func run(b *testing.B, fn func(ctx context.Context)) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		ctx, cancel := context.WithTimeout(b.Context(), 2*time.Minute)
-		fn(ctx, i)
+		fn(ctx)
 		cancel()
 		i++
 	}
 	b.ReportMetric(float64(backlog*i)/b.Elapsed().Seconds(), "events/s")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(backlog*i), "ns/event")
+}
+
+// streams numbers the streams of the whole run: with -count, the
+// benchmark functions run again and must not find the last run's streams.
+var streams atomic.Int64
+
+// newStream returns the configuration of a new stream named after kind, and
+// deletes the stream when the benchmark (or, from run's fn, the iteration)
+// ends, outside the timed region, so that the server's file store does not
+// grow from run to run.
+func newStream(b *testing.B, js jetstream.JetStream, kind string) sink.Config {
+	n := streams.Add(1)
+	cfg := sink.Config{Stream: fmt.Sprintf("%s_%d", kind, n), Prefix: fmt.Sprintf("%s.%d", strings.ToLower(kind), n)}
+	b.Cleanup(func() { deleteStream(b, js, cfg.Stream) })
+	return cfg
+}
+
+func deleteStream(b *testing.B, js jetstream.JetStream, name string) {
+	err := js.DeleteStream(context.Background(), name)
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		b.Error(err)
+	}
 }
 
 // startBridge starts a bridge from revision 0 into cfg's stream and

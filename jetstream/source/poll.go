@@ -222,6 +222,18 @@ func (s *Source[E]) open(ctx context.Context) error {
 
 var errTimeout = errors.New("timeout")
 
+// At the tail of the stream (the last message said nothing was pending on
+// the server), a Poll waits up to drainWait for each further message: long
+// enough to take what the client library already holds and what a
+// publisher sends in a burst, short enough not to delay a change
+// noticeably. It stops taking them tailBudget after its first message, so
+// that a steady trickle does not hold a page back until it is full; the
+// page then reports the stream's head, so the engine polls again at once.
+const (
+	drainWait  = time.Millisecond
+	tailBudget = 10 * time.Millisecond
+)
+
 func (s *Source[E]) next(ctx context.Context, wait time.Duration) (jetstream.Msg, error) {
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
@@ -250,14 +262,22 @@ func (s *Source[E]) fill(ctx context.Context, limit int) (stream.Page[E], error)
 		acks    []delivered
 		pending uint64
 		gap     bool
+		cut     bool      // stopped by tailBudget
+		first   time.Time // when the first message came
 	)
 	for len(items) < limit {
 		wait := s.cfg.MaxWait
 		if len(items) > 0 {
-			if pending == 0 {
-				break
-			}
+			// NumPending counts only what the server has not delivered
+			// yet: a consumer at the tail of a growing stream sees 0 on
+			// every message although the client may hold many more.
 			wait = s.cfg.Linger
+			if pending == 0 {
+				if cut = time.Since(first) >= tailBudget; cut {
+					break
+				}
+				wait = drainWait
+			}
 		}
 		m, err := s.next(ctx, wait)
 		if errors.Is(err, errTimeout) {
@@ -305,6 +325,9 @@ func (s *Source[E]) fill(ctx context.Context, limit int) (stream.Page[E], error)
 			s.closeReader()
 			return stream.Page[E]{}, stream.Fatal(fmt.Errorf("source: message %d of %s: %w", md.Sequence.Stream, s.cfg.Stream, err))
 		}
+		if len(items) == 0 {
+			first = time.Now()
+		}
 		items = append(items, item)
 		cur = cursor{rev: rev, seq: md.Sequence.Stream}
 		if s.cons != nil {
@@ -324,7 +347,7 @@ func (s *Source[E]) fill(ctx context.Context, limit int) (stream.Page[E], error)
 		if !cur.anchored {
 			page.Head = cur.rev // waited MaxWait: nothing new
 		}
-	case pending == 0 && !gap:
+	case pending == 0 && !gap && !cut:
 		page.Head = cur.rev
 	default:
 		if m, err := s.str.GetLastMsgForSubject(ctx, ">"); err == nil {

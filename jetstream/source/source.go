@@ -56,9 +56,15 @@
 // # Polls
 //
 // Poll waits for the first message up to Config.MaxWait (a long poll), then
-// takes what follows while the server says more is pending (each within
-// Config.Linger), up to the page limit. A short page therefore means the
-// consumer has caught up. Watch sets stream.PollInterval to
+// takes what follows, up to the page limit: each further message within
+// Config.Linger while the server says more is pending, else within a
+// millisecond and for at most 10 ms after the first. (The server's
+// pending count leaves out what it has already delivered to the client: a
+// consumer tailing a growing stream sees 0 on every message, and stopping
+// there would return pages of one change, each followed by the
+// PollInterval wait.) A short page therefore means the consumer has caught
+// up, unless it was cut at 10 ms: its Page.Head is then the stream's last
+// revision, so the engine polls again at once. Watch sets stream.PollInterval to
 // DefaultPollInterval (10 ms), so that a change is delivered within
 // milliseconds; with plain stream.Watch, pass a short PollInterval too.
 //

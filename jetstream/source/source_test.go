@@ -261,3 +261,83 @@ func TestMissingStream(t *testing.T) {
 		t.Fatalf("New without a stream: %v", err)
 	}
 }
+
+// A consumer at the tail of a growing stream receives every message with a
+// pending count of 0 (the count leaves out what the client holds): a Poll
+// must still return all the messages already delivered, not one per Poll.
+func TestPollTakesDeliveredMessagesAtTheTail(t *testing.T) {
+	srv := natstest.Start(t)
+	js := srv.JetStream(t)
+	ctx := natstest.Ctx(t, 30*time.Second)
+	natstest.Publish(t, js, sink.Config{}, 1, 1, 0)
+
+	nc := srv.Connect(t)
+	jsSrc, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := newSource(t, jsSrc, source.Config{})
+	page, err := src.Poll(ctx, natstest.Rev(0), 1) // opens the reader at the tail
+	if err != nil || len(page.Items) != 1 {
+		t.Fatalf("first poll: %d items, %v", len(page.Items), err)
+	}
+	// One message at a time, each delivered to the Source's connection
+	// before the next is published: each says that nothing is pending.
+	const n = 20
+	for r := uint64(2); r <= n+1; r++ {
+		in := nc.Stats().InMsgs
+		natstest.Publish(t, js, sink.Config{}, r, r, 0)
+		natstest.Eventually(t, 10*time.Second, "delivery", func() bool { return nc.Stats().InMsgs > in })
+	}
+	page, err = src.Poll(ctx, natstest.Rev(1), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revs := make([]uint64, len(page.Items))
+	for i, it := range page.Items {
+		revs[i] = it.Rev
+	}
+	natstest.CheckRange(t, revs, 2, n+1)
+	if page.Head != natstest.Rev(n+1) {
+		t.Errorf("head %v, want %d", page.Head, n+1)
+	}
+}
+
+// A steady trickle of changes at the tail (one every 200 µs, faster than
+// a Poll waits for the next one) does not hold a page back until it is
+// full: a Poll returns about 10 ms after its first change.
+func TestPollAtTheTailReturnsPromptly(t *testing.T) {
+	srv := natstest.Start(t)
+	js := srv.JetStream(t)
+	ctx := natstest.Ctx(t, 30*time.Second)
+	natstest.Publish(t, js, sink.Config{}, 1, 1, 0)
+	src := newSource(t, srv.JetStream(t), source.Config{})
+	if _, err := src.Poll(ctx, natstest.Rev(0), 1); err != nil { // opens the reader at the tail
+		t.Fatal(err)
+	}
+	pub := sink.NewPublisher(js, natstest.Codec{}, sink.Config{})
+	if _, err := pub.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n = 800
+	done := make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(200 * time.Microsecond) // pacing the publisher
+		defer tick.Stop()
+		for r := uint64(2); r <= n+1; r++ {
+			<-tick.C
+			if err := pub.Publish(ctx, natstest.Item{Rev: r, Kind: natstest.Kinds[0]}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- pub.Flush(ctx)
+	}()
+	page, err := src.Poll(ctx, natstest.Rev(1), 1000)
+	if perr := <-done; perr != nil {
+		t.Fatal(perr)
+	}
+	if err != nil || len(page.Items) == 0 || len(page.Items) >= n/2 {
+		t.Fatalf("Poll: %d items, %v; want a few of the %d", len(page.Items), err, n)
+	}
+}

@@ -15,6 +15,7 @@
 // --from-now or --checkpoint say, exactly as against CloudTower.
 //
 //	ctwatch --server tower.example.com --username admin --publish nats://127.0.0.1:4222
+//	ctwatch --demo --publish nats://127.0.0.1:4222   # bridge the embedded demo CloudTower
 //	ctwatch --from-nats nats://127.0.0.1:4222 --from 0 --types VM
 //
 // Ctrl-C or SIGTERM end either mode cleanly (exit code 0); a bridge then

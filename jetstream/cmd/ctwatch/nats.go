@@ -18,7 +18,6 @@ import (
 	"github.com/towerwatch/towerwatch/jetstream/source"
 	"github.com/towerwatch/towerwatch/jetstream/wire"
 	"github.com/towerwatch/towerwatch/operators"
-	"github.com/towerwatch/towerwatch/source/cloudtower"
 	"github.com/towerwatch/towerwatch/stream"
 )
 
@@ -62,8 +61,8 @@ func (x *natsExt) validate(cfg *cli.Config) error {
 		return nil
 	case f.Publish != "" && f.FromNATS != "":
 		return cli.UsageError("--publish and --from-nats contradict each other: a bridge reads CloudTower, a reader reads the stream; give one")
-	case cfg.Demo:
-		return cli.UsageError("--demo cannot be combined with --publish or --from-nats: give a CloudTower with --server")
+	case f.FromNATS != "" && cfg.Demo:
+		return cli.UsageError("--demo cannot be combined with --from-nats: the reader reads the stream, not a CloudTower (bridge the demo with --publish URL --demo)")
 	}
 	if err := wire.ValidPrefix(f.Prefix); err != nil {
 		return cli.UsageError("--nats-prefix: %w", err)
@@ -175,33 +174,22 @@ func (x *natsExt) subjects(cfg *cli.Config) []string {
 	return out
 }
 
-// bridge dials CloudTower and runs a bridge; the sequence is what it
-// publishes.
+// bridge opens ctwatch's CloudTower source (the demo server with --demo)
+// and runs a bridge; the sequence is what it publishes.
 func (x *natsExt) bridge(ctx context.Context, cfg *cli.Config) (cli.Changes, error) {
-	cc := cloudtower.Config{
-		Host: cfg.Server, Username: cfg.Username, Password: cfg.Password, UserSource: cfg.UserSource,
-		Token: cfg.Token, CAFile: cfg.CAFile, InsecureSkipVerify: cfg.InsecureSkipVerify,
-		Timeout: cfg.Timeout, Logger: cfg.Logger,
-	}
-	switch {
-	case cc.Host == "":
-		return nil, cli.UsageError("--publish needs a CloudTower: set --server or CLOUDTOWER_SERVER")
-	case cc.Token == "" && (cc.Username == "" || cc.Password == ""):
+	if !cfg.Demo && cfg.Server != "" && cfg.Token == "" && (cfg.Username == "" || cfg.Password == "") {
 		return nil, cli.UsageError("--publish needs credentials: --username and CLOUDTOWER_PASSWORD, or --token (a bridge never prompts)")
 	}
-	if cc.InsecureSkipVerify {
-		cfg.Warnf("--insecure-skip-verify: the server's TLS certificate is not verified; use --ca-file instead")
-	}
-	c, err := cloudtower.Dial(ctx, cc)
+	src, closeSrc, err := cfg.OpenCloudTower(ctx)
 	if err != nil {
 		return nil, err
 	}
 	nc, js, err := x.dial(x.f.Publish, cfg)
 	if err != nil {
-		cloudtower.CloseIdleConnections(c)
+		closeSrc()
 		return nil, err
 	}
-	b, err := bridge.NewCloudTower(js, cloudtower.New(c, cfg.SourceOptions()...), bridge.Config{
+	b, err := bridge.NewCloudTower(js, src, bridge.Config{
 		Sink: sink.Config{Stream: x.f.Stream, Prefix: x.f.Prefix, MaxAge: x.f.MaxAge, Replicas: x.f.Replicas},
 		Lock: bridge.LockConfig{TTL: x.f.LockTTL, Replicas: x.f.Replicas},
 		// With an empty stream: after --from, or at CloudTower's head.
@@ -211,10 +199,10 @@ func (x *natsExt) bridge(ctx context.Context, cfg *cli.Config) (cli.Changes, err
 	})
 	if err != nil {
 		nc.Close()
-		cloudtower.CloseIdleConnections(c)
+		closeSrc()
 		return nil, err
 	}
-	return closing(ctx, b.Published(ctx), func() { nc.Close(); cloudtower.CloseIdleConnections(c) }), nil
+	return closing(ctx, b.Published(ctx), func() { nc.Close(); closeSrc() }), nil
 }
 
 // closing runs done once seq's loop ends, or when ctx is done if the loop
