@@ -67,7 +67,6 @@
 package wire
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -234,8 +233,8 @@ func (CloudTower) Encode(ev *models.ResourceChangeEvent) (Message, error) {
 // Decode parses the body as a models.ResourceChangeEvent. An event without
 // a revision in its body takes the one of the Towerwatch-Revision header.
 func (CloudTower) Decode(msg Message) (*models.ResourceChangeEvent, error) {
-	ev := new(models.ResourceChangeEvent)
-	if err := json.Unmarshal(msg.Data, ev); err != nil {
+	ev, err := cloudtower.DecodeEvent(msg.Data) // json.Unmarshal's result, faster
+	if err != nil {
 		return nil, fmt.Errorf("%w: body of a message on %s: %w", ErrMessage, msg.Subject, err)
 	}
 	if ev.Revision == nil {

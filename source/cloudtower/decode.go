@@ -84,6 +84,25 @@ func DecodeResponse(b []byte) (*models.ResourceChangeResponse, error) {
 	return decodeSlowPath(b)
 }
 
+// DecodeEvent decodes one change event, as json.Unmarshal into a
+// models.ResourceChangeEvent would (same result, same errors), with the
+// fast decoder of DecodeResponse. It is meant for events stored or
+// forwarded one by one, such as the JetStream bridge's messages. It does
+// not retain b.
+func DecodeEvent(b []byte) (*models.ResourceChangeEvent, error) {
+	d := fastDecoder{b: b}
+	if ev, err := d.event(); err == nil {
+		if d.ws(); d.i == len(b) {
+			return ev, nil
+		}
+	}
+	ev := new(models.ResourceChangeEvent)
+	if err := json.Unmarshal(b, ev); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
 // decodeSlowPath is the SDK's own decoding (runtime.JSONConsumer).
 func decodeSlowPath(b []byte) (*models.ResourceChangeResponse, error) {
 	resp := new(models.ResourceChangeResponse)

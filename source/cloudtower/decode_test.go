@@ -1,11 +1,14 @@
 package cloudtower
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"reflect"
 	"testing"
+
+	"github.com/smartxworks/cloudtower-go-sdk/v2/models"
 
 	"github.com/towerwatch/towerwatch/testutil/fakeserver"
 )
@@ -128,6 +131,40 @@ func FuzzDecodeResponse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkAgainstSDK(t, b)
 	})
+}
+
+var eventCases = []string{
+	``, `null`, `{}`, ` {"revision":"1"} `, `{"revision":"1"} x`, `{"revision":1}`, `[]`,
+	`{"action":"UPDATE","new_value":"{\"a\":\"\u00e9\"}","revision":"42"}`,
+	`{"action":"UPDATE","new_value":"{\"a\":1}","old_value":null,"revision":"42","resource_id":"vm-1"}`,
+}
+
+// checkEventAgainstJSON asserts that DecodeEvent gives what json.Unmarshal
+// gives.
+func checkEventAgainstJSON(t *testing.T, b []byte) {
+	t.Helper()
+	want := new(models.ResourceChangeEvent)
+	wantErr := json.Unmarshal(b, want)
+	got, gotErr := DecodeEvent(b)
+	if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || (wantErr == nil && !reflect.DeepEqual(got, want)) {
+		t.Fatalf("DecodeEvent(%q)\n= %#v, %v\nwant %#v, %v", b, got, gotErr, want, wantErr)
+	}
+}
+
+func TestDecodeEvent(t *testing.T) {
+	for _, c := range eventCases {
+		checkEventAgainstJSON(t, []byte(c))
+	}
+	for _, c := range decodeCases { // whole responses are not events: same errors or values
+		checkEventAgainstJSON(t, []byte(c))
+	}
+}
+
+func FuzzDecodeEvent(f *testing.F) {
+	for _, c := range eventCases {
+		f.Add([]byte(c))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { checkEventAgainstJSON(t, b) })
 }
 
 func BenchmarkDecodeResponse(b *testing.B) {
