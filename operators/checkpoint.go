@@ -174,7 +174,9 @@ func Checkpoint[T any](ctx context.Context, seq iter.Seq2[T, error], store Check
 			}
 			c.finished(rev)
 			if c.due() {
-				if serr := c.flush(ctx); serr != nil {
+				// A save that failed because ctx is done is left to the
+				// final save, which runs without ctx's cancellation.
+				if serr := c.flush(ctx); serr != nil && ctx.Err() == nil {
 					stopped = false
 					yield(zero, serr)
 					return

@@ -269,3 +269,39 @@ func TestLoadAfter(t *testing.T) {
 type failingLoad struct{ memStore }
 
 func (*failingLoad) Load(context.Context) (stream.Revision, error) { return stream.Revision{}, errBoom }
+
+// TestCheckpointCancelInBodyStillSaves: ctx is cancelled while the body
+// handles the value that makes a save due. The save must not be lost to
+// the cancelled ctx: the final save (without cancellation) records it, and
+// the sequence ends with the upstream's ctx.Err(), not a save error.
+func TestCheckpointCancelInBodyStillSaves(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seq := func(yield func(event, error) bool) {
+		for r := uint64(1); r <= 5; r++ {
+			if err := ctx.Err(); err != nil {
+				yield(event{}, err)
+				return
+			}
+			if !yield(event{Rev: r}, nil) {
+				return
+			}
+		}
+	}
+	st := &memStore{}
+	var vals []event
+	var errs []error
+	for ev, err := range Checkpoint(ctx, seq, st, eventRev, SaveEvery(2)) {
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		vals = append(vals, ev)
+		if ev.Rev == 2 {
+			cancel()
+		}
+	}
+	wantEqual(t, "revisions", revs(vals), []uint64{1, 2})
+	wantEqual(t, "errors", errs, []error{context.Canceled})
+	wantEqual(t, "saves", st.saved(), []uint64{2})
+}

@@ -88,10 +88,16 @@ func ToSeq[T any](ctx context.Context, obs rxgo.Observable, opts ...rxgo.Option)
 		octx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		ch := obs.Observe(append(opts[:len(opts):len(opts)], rxgo.WithContext(octx))...)
+		var last error // the last error yielded
 		for {
 			select {
 			case item, ok := <-ch:
 				if !ok {
+					// obs may complete because ctx is done (it is cancelled
+					// with it): end with ctx.Err() then too, once.
+					if cerr := ctx.Err(); cerr != nil && !errors.Is(last, cerr) {
+						yield(zero, cerr)
+					}
 					return
 				}
 				var v T
@@ -106,6 +112,7 @@ func ToSeq[T any](ctx context.Context, obs rxgo.Observable, opts ...rxgo.Option)
 						err = fmt.Errorf("%w: got %T, want %v", ErrItemType, item.V, reflect.TypeFor[T]())
 					}
 				}
+				last = err
 				if !yield(v, err) {
 					return
 				}

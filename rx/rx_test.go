@@ -302,3 +302,34 @@ func TestToSeqNil(t *testing.T) {
 		}
 	}
 }
+
+// TestToSeqCancelEndsWithCtxErr: when ctx is done, the observable built
+// with it completes too; ToSeq must still end with ctx.Err(), not end
+// silently because the closed channel won the select.
+func TestToSeqCancelEndsWithCtxErr(t *testing.T) {
+	for range 30 {
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			obs := FromSeqFunc(ctx, func(ctx context.Context) iter.Seq2[int, error] {
+				return func(yield func(int, error) bool) {
+					if yield(1, nil) {
+						<-ctx.Done() // then ends without an error
+					}
+				}
+			})
+			var errs []error
+			for _, err := range ToSeq[int](ctx, obs) {
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				cancel()
+				synctest.Wait() // the pass has ended and closed its channel
+			}
+			if len(errs) != 1 || errs[0] != context.Canceled {
+				t.Fatalf("errors %v, want [context.Canceled]", errs)
+			}
+		})
+	}
+}
