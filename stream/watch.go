@@ -157,6 +157,9 @@ func (e *engine[E]) run(parent context.Context, yield func(E, error) bool) error
 			pending = ch
 		}
 		for _, j := range e.order {
+			if err := parent.Err(); err != nil {
+				return err // no change after ctx is done
+			}
 			e.pos = e.revs[j]
 			if !yield(items[j], nil) {
 				return nil

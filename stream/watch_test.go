@@ -459,3 +459,32 @@ func firstDiff(a, b []string) int {
 	}
 	return min(len(a), len(b))
 }
+
+// Cancelling ctx while the consumer handles an item of a page ends the
+// stream with ctx.Err() at the next value: the rest of the page is not
+// delivered after the context is done.
+func TestCancelDuringPageStopsDelivery(t *testing.T) {
+	for _, prefetch := range []bool{true, false} {
+		t.Run(fmt.Sprintf("prefetch=%v", prefetch), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFeed(100)
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				var got []string
+				var err error
+				for c, e := range stream.Watch(ctx, f, after(0), stream.PageSize(50), stream.Prefetch(prefetch), quiet()) {
+					if err = e; e != nil {
+						break
+					}
+					got = append(got, c.Rev)
+					if len(got) == 3 {
+						cancel()
+					}
+				}
+				if len(got) != 3 || !errors.Is(err, context.Canceled) {
+					t.Fatalf("after cancel at item 3: got %d items, then %v", len(got), err)
+				}
+			})
+		})
+	}
+}

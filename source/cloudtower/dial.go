@@ -256,6 +256,7 @@ func (cfg Config) endpoint() (host, scheme, basePath string, err error) {
 		return "", "", "", fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
 	}
 	raw := strings.TrimSpace(cfg.Host)
+	shown := redactUserinfo(cfg.Host) // Host as errors show it
 	if raw == "" {
 		return bad("Host is empty: set it to \"host\", \"host:port\" or \"https://host:port\"")
 	}
@@ -265,19 +266,19 @@ func (cfg Config) endpoint() (host, scheme, basePath string, err error) {
 	}
 	u, perr := url.Parse(raw)
 	if perr != nil {
-		return bad("Host %q is not a host name or URL", cfg.Host)
+		return bad("Host %q is not a host name or URL", shown)
 	}
 	if u.User != nil {
 		return bad("Host must not hold a user name or password: use Username and Password")
 	}
 	if u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return bad("Host %q: want \"host\", \"host:port\" or \"https://host:port/base/path\"", cfg.Host)
+		return bad("Host %q: want \"host\", \"host:port\" or \"https://host:port/base/path\"", shown)
 	}
 	scheme = strings.ToLower(cfg.Scheme)
 	if withScheme {
 		us := strings.ToLower(u.Scheme)
 		if scheme != "" && scheme != us {
-			return bad("Scheme %q contradicts Host %q", cfg.Scheme, cfg.Host)
+			return bad("Scheme %q contradicts Host %q", cfg.Scheme, shown)
 		}
 		scheme = us
 	}
@@ -290,7 +291,7 @@ func (cfg Config) endpoint() (host, scheme, basePath string, err error) {
 	basePath = cfg.BasePath
 	if p := strings.TrimRight(u.Path, "/"); p != "" {
 		if basePath != "" && strings.TrimRight(basePath, "/") != p {
-			return bad("BasePath %q contradicts the path of Host %q", cfg.BasePath, cfg.Host)
+			return bad("BasePath %q contradicts the path of Host %q", cfg.BasePath, shown)
 		}
 		basePath = p
 	}
@@ -301,6 +302,21 @@ func (cfg Config) endpoint() (host, scheme, basePath string, err error) {
 		basePath = "/" + basePath
 	}
 	return u.Host, scheme, strings.TrimRight(basePath, "/"), nil
+}
+
+// redactUserinfo hides what may be a user name and password in a Host
+// that could not be vetted (everything before its last '@'), so that an
+// error never shows them.
+func redactUserinfo(host string) string {
+	at := strings.LastIndex(host, "@")
+	if at < 0 {
+		return host
+	}
+	prefix := ""
+	if i := strings.Index(host, "://"); i >= 0 && i < at {
+		prefix = host[:i+3]
+	}
+	return prefix + "[redacted]" + host[at:]
 }
 
 // httpClient builds the HTTP client of cfg.

@@ -52,6 +52,8 @@ func TestEndpoint(t *testing.T) {
 		{cfg: Config{Host: "http://tower.local", Scheme: "https"}, errSubstr: "contradicts"},
 		{cfg: Config{Host: "https://tower.local/a", BasePath: "/b"}, errSubstr: "contradicts"},
 		{cfg: Config{Host: "http://[::1"}, errSubstr: "not a host name or URL"},
+		{cfg: Config{Host: "https://admin:" + testPassword + "@tower.local:84x3"}, errSubstr: "not a host name or URL"},
+		{cfg: Config{Host: "admin:" + testPassword + "@tower.local:84x3/api"}, errSubstr: "not a host name or URL"},
 	} {
 		host, scheme, basePath, err := row.cfg.endpoint()
 		if row.errSubstr != "" {

@@ -403,9 +403,9 @@ func (s *Server) finishChange(seq uint64, rep *reply, out *changeOutcome) {
 			s.last = append(s.last[:0], out.page...)
 			s.lastEvents = out.events
 			s.lastOK = true
+			s.freshSinceRepeat++ // only pages served with a repeat knob on count
 		}
 		s.lastFresh = true
-		s.freshSinceRepeat++
 	}
 	if rec := s.reqs.at(seq); rec != nil {
 		rec.Status = status

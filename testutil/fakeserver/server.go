@@ -219,7 +219,7 @@ func (s *Server) SetKnobs(k Knobs) {
 	defer s.mu.Unlock()
 	s.knobs = k
 	if k.RepeatEvery <= 0 && k.RepeatRate <= 0 {
-		s.last, s.lastOK = nil, false
+		s.last, s.lastOK, s.freshSinceRepeat = nil, false, 0
 	}
 }
 

@@ -653,3 +653,24 @@ func TestRequestRing(t *testing.T) {
 		t.Errorf("after reset: %v", got)
 	}
 }
+
+// RepeatEvery turned on at run time counts fresh pages from then on: pages
+// served while the knob was off do not bring the first repeat forward.
+func TestRepeatEverySetAtRunTime(t *testing.T) {
+	forEachTransport(t, Config{}, func(t *testing.T, s *Server, c *client) {
+		appendN(s, 10)
+		for range 5 {
+			c.page("start_revision", "0", "limit", "2")
+		}
+		s.SetKnobs(Knobs{RepeatEvery: 3})
+		var pattern []bool
+		for range 8 {
+			c.page("start_revision", "0", "limit", "2")
+			reqs := s.Requests()
+			pattern = append(pattern, reqs[len(reqs)-1].Repeat)
+		}
+		if want := []bool{false, false, false, true, false, false, false, true}; !slices.Equal(pattern, want) {
+			t.Errorf("repeat pattern %v, want %v", pattern, want)
+		}
+	})
+}
