@@ -261,7 +261,10 @@ func (b *Bridge[E]) lead(ctx context.Context, yield func(E, error) bool) error {
 		err := b.session(ctx, pub, yield)
 		if ctx.Err() != nil || errors.Is(err, errStop) {
 			b.flush(ctx, pub)
-			return err
+			if errors.Is(err, errStop) {
+				return err
+			}
+			return nil // the lease ended: whatever failed, failed because of it
 		}
 		if fatal(err) {
 			return err

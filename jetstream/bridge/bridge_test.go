@@ -228,3 +228,62 @@ func TestBridgeStreamMismatch(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 }
+
+// headBlocker is a source whose head poll (after the zero revision) waits
+// until its context is done, telling entered each time it starts.
+type headBlocker struct {
+	*natstest.Feed
+	entered chan struct{}
+}
+
+func (h headBlocker) Poll(ctx context.Context, after stream.Revision, limit int) (stream.Page[natstest.Item], error) {
+	if !after.IsZero() {
+		return h.Feed.Poll(ctx, after, limit)
+	}
+	select {
+	case h.entered <- struct{}{}:
+	case <-ctx.Done():
+	}
+	<-ctx.Done()
+	return stream.Page[natstest.Item]{}, ctx.Err()
+}
+
+// A lease lost while the leader waits on the source (or on the server)
+// must make the bridge stand by, not end Run with the lease's
+// cancellation.
+func TestBridgeLeaseLostWhileBlockedStandsBy(t *testing.T) {
+	srv := natstest.Start(t)
+	js := srv.JetStream(t)
+	src := headBlocker{Feed: &natstest.Feed{}, entered: make(chan struct{})}
+	cfg := testConfig(t, "b")
+	cfg.Start = stream.Revision{} // ask the source's head
+	b, err := bridge.New(js, stream.Source[natstest.Item](src), natstest.Codec{}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	<-src.entered
+
+	// Another holder takes the key: the next renewal loses the lease.
+	kv, err := js.KeyValue(ctx, bridge.DefaultLockBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, wire.DefaultStream, []byte(`{"id":"intruder"}`)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned %v after losing the lease; want it to stand by", err)
+	case <-src.entered: // leading again once the intruder's key expired
+	case <-time.After(10 * time.Second):
+		t.Fatal("the bridge did not lead again within 10s")
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run after cancel: %v", err)
+	}
+}

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +23,13 @@ import (
 	"github.com/towerwatch/towerwatch/testutil/fakeserver"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(signalChildEnv) == "1" {
+		signalChild()
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // buffer is a bytes.Buffer safe for the writes of Run's goroutines.
 type buffer struct {
@@ -234,9 +244,66 @@ func TestRedact(t *testing.T) {
 		"nats://u:p@host:4222": "nats://***@host:4222",
 		"u:p@host":             "***@host",
 		"nats://host:4222":     "nats://host:4222",
+		// A list of servers (nats.Connect takes one), and an '@' in a password.
+		"nats://u:p1@a:4222,nats://u:p2@b:4222": "nats://***@a:4222,nats://***@b:4222",
+		"nats://a:4222,nats://u:p2@b:4222":      "nats://a:4222,nats://***@b:4222",
+		"nats://u:p@ss@host:4222":               "nats://***@host:4222",
 	} {
 		if got := redact(in); got != want {
 			t.Errorf("redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// signalChildEnv makes the test binary run signalChild instead of the
+// tests.
+const signalChildEnv = "CTWATCH_TEST_SIGNAL_CHILD"
+
+// signalChild takes main's signal context, interrupts itself once (which
+// must cancel the context), then again until the default action kills it.
+// Exit status 3 means the first signal did not cancel the context, 0 that
+// the later ones were swallowed for 10 s.
+func signalChild() {
+	ctx, _ := signalContext()
+	syscall.Kill(os.Getpid(), syscall.SIGINT)
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		os.Exit(3)
+	}
+	// The context's AfterFunc restores the default action in a goroutine
+	// of its own: signal again until it has.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		syscall.Kill(os.Getpid(), syscall.SIGINT)
+		time.Sleep(time.Millisecond)
+	}
+	os.Exit(0)
+}
+
+// TestSecondSignalKills: the first Ctrl-C ends the watch cleanly, a second
+// one kills the process at once (as in the plain ctwatch).
+func TestSecondSignalKills(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = []string{signalChildEnv + "=1", "GORACE=atexit_sleep_ms=0"}
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("child: %v, want killed by SIGINT", err)
+	}
+	ws := ee.Sys().(syscall.WaitStatus)
+	if !ws.Signaled() || ws.Signal() != syscall.SIGINT {
+		t.Fatalf("child: %v, want killed by SIGINT (exit 3: the first signal was lost; 0: the second was swallowed)", err)
+	}
+}
+
+// TestBadURLKeepsSecret: a malformed NATS URL is a usage error whose
+// message does not show the URL's password (url.Parse's error quotes it).
+func TestBadURLKeepsSecret(t *testing.T) {
+	for _, flag := range []string{"--from-nats", "--publish"} {
+		code, _, stderr := ctwatch(t, nil, flag, "nats://u:s3cret@ho st:4222", "--demo="+strconv.FormatBool(flag == "--publish"))
+		if code != cli.ExitUsage || strings.Contains(stderr, "s3cret") || !strings.Contains(stderr, "ho st") {
+			t.Errorf("%s: exit %d, want %d, and the URL without its password:\n%s", flag, code, cli.ExitUsage, stderr)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"time"
@@ -92,6 +93,10 @@ func (x *natsExt) dial(url string, cfg *cli.Config) (*nats.Conn, jetstream.JetSt
 		opts = append(opts, nats.UserCredentials(x.f.Creds))
 	}
 	nc, err := x.connect(url, opts...)
+	if ue := (*neturl.Error)(nil); errors.As(err, &ue) {
+		// A malformed URL: url.Parse's error quotes it, password and all.
+		return nil, nil, cli.UsageError("NATS URL %s: %v", redact(url), ue.Err)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("connecting to %s: %w (check the URL, that nats-server runs with JetStream (-js), and --nats-creds)", redact(url), err)
 	}
@@ -104,15 +109,20 @@ func (x *natsExt) dial(url string, cfg *cli.Config) (*nats.Conn, jetstream.JetSt
 	return nc, js, nil
 }
 
-// redact drops user information from a NATS URL for messages.
+// redact drops user information from a NATS URL, or from each URL of a
+// comma-separated list, for messages.
 func redact(url string) string {
-	if i := strings.Index(url, "@"); i >= 0 {
-		if j := strings.Index(url, "://"); j >= 0 && j < i {
-			return url[:j+3] + "***" + url[i:]
+	urls := strings.Split(url, ",")
+	for k, u := range urls {
+		if i := strings.LastIndex(u, "@"); i >= 0 {
+			if j := strings.Index(u, "://"); j >= 0 && j < i {
+				urls[k] = u[:j+3] + "***" + u[i:]
+			} else {
+				urls[k] = "***" + u[i:]
+			}
 		}
-		return "***" + url[i:]
 	}
-	return url
+	return strings.Join(urls, ",")
 }
 
 func (x *natsExt) source(ctx context.Context, cfg *cli.Config) (cli.Changes, error) {
