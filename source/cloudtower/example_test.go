@@ -1,0 +1,94 @@
+package cloudtower_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/towerwatch/towerwatch/source/cloudtower"
+	"github.com/towerwatch/towerwatch/stream"
+	"github.com/towerwatch/towerwatch/testutil/fakeserver"
+)
+
+// Watch VM and host changes, from the oldest change the server keeps. The
+// fake server stands in for CloudTower; against a real one, give Dial its
+// address and credentials (or a token) instead.
+func Example() {
+	srv := fakeserver.New(fakeserver.Config{Seed: 1})
+	defer srv.Close()
+	srv.Generate(50)
+	srv.StartHTTP()
+
+	ctx := context.Background()
+	c, err := cloudtower.Dial(ctx, cloudtower.Config{
+		Host: srv.Host(), Scheme: "http",
+		Username: srv.Username(), Password: srv.Password(),
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer cloudtower.CloseIdleConnections(c)
+
+	src := cloudtower.New(c, cloudtower.ResourceTypes(fakeserver.TypeVM, fakeserver.TypeHost))
+	n := 0
+	for ev, err := range cloudtower.Watch(ctx, src, stream.After(stream.MustParseRevision("0"))) {
+		if err != nil {
+			fmt.Println("ended:", err) // see the package documentation's error table
+			return
+		}
+		fmt.Println(*ev.ResourceType, *ev.Action)
+		if n++; n == 3 {
+			break // frees everything: the request in flight, the prefetch
+		}
+	}
+	// Output:
+	// VM CREATE
+	// VM UPDATE
+	// VM UPDATE
+}
+
+// A server without the resource-change API answers 404: the stream ends at
+// once with ErrUnsupported, without retrying.
+func Example_unsupported() {
+	srv := fakeserver.New(fakeserver.Config{})
+	defer srv.Close()
+	srv.StartHTTP()
+	srv.InjectFaults(fakeserver.Fault404)
+
+	ctx := context.Background()
+	c, err := cloudtower.Dial(ctx, cloudtower.Config{
+		Host: srv.Host(), Scheme: "http", Token: srv.Token(),
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer cloudtower.CloseIdleConnections(c)
+
+	quiet := slog.New(slog.DiscardHandler)
+	for _, err := range cloudtower.Watch(ctx, cloudtower.New(c), stream.Logger(quiet)) {
+		var apiErr *cloudtower.APIError
+		if errors.Is(err, cloudtower.ErrUnsupported) && errors.As(err, &apiErr) {
+			fmt.Println("unsupported, HTTP", apiErr.Status)
+		}
+	}
+	// Output:
+	// unsupported, HTTP 404
+}
+
+// DecodeResponse decodes a recorded response body exactly as the SDK
+// would, only faster.
+func ExampleDecodeResponse() {
+	body := []byte(`{"data":[{"action":"UPDATE","resource_type":"VM","resource_id":"vm-1","revision":"42","new_value":"{\"name\":\"web-1\"}"}],"currentRevision":"42","compactRevision":"7"}`)
+	resp, err := cloudtower.DecodeResponse(body)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ev := resp.Data[0]
+	fmt.Println(*ev.Revision, *ev.Action, *ev.ResourceType, *ev.NewValue, "head", *resp.CurrentRevision)
+	// Output:
+	// 42 UPDATE VM {"name":"web-1"} head 42
+}
