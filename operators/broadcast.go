@@ -106,7 +106,6 @@ type bcRun[T any] struct {
 	done   chan struct{}                    // closed when the pump has returned
 	subs   atomic.Pointer[[]*subscriber[T]] // receiving values; copy-on-write under Broadcaster.mu
 	refs   int                              // joined and not yet left; under Broadcaster.mu
-	ended  bool                             // the upstream ended; under Broadcaster.mu
 }
 
 type subscriber[T any] struct {
@@ -281,11 +280,17 @@ func (b *Broadcaster[T]) pump(ctx context.Context, r *bcRun[T]) {
 	defer close(r.done)
 	defer r.cancel()
 	cut := false // the upstream was stopped before it ended with an error
+	var (
+		lastErr error            // the upstream's last value, if it was an error
+		lastTo  []*subscriber[T] // who it was delivered to
+	)
 	for v, err := range b.open(ctx) {
 		m := msg[T]{v, err}
-		for _, s := range *r.subs.Load() {
+		subs := *r.subs.Load()
+		for _, s := range subs {
 			b.deliver(ctx, r, s, m)
 		}
+		lastErr, lastTo = err, subs
 		if ctx.Err() != nil {
 			cut = err == nil
 			break
@@ -293,7 +298,6 @@ func (b *Broadcaster[T]) pump(ctx context.Context, r *bcRun[T]) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	r.ended = true
 	if b.cur == r {
 		b.cur = nil
 	}
@@ -301,6 +305,12 @@ func (b *Broadcaster[T]) pump(ctx context.Context, r *bcRun[T]) {
 		s.final = s.held
 		if s.final == nil && cut {
 			s.final = ctx.Err()
+		}
+		if s.final == nil && lastErr != nil && !slices.Contains(lastTo, s) {
+			// Joined after the upstream's final error went out: it
+			// ends with that error too, not as if the upstream had
+			// completed.
+			s.final = lastErr
 		}
 		close(s.ch)
 	}

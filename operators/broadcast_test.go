@@ -88,6 +88,29 @@ func TestBroadcast(t *testing.T) {
 	})
 }
 
+// TestBroadcastLateJoinerGetsFinalError: a subscriber that joins after
+// the upstream's final error was delivered, but before the upstream pass
+// has returned, ends with that error, not as if the upstream had completed.
+func TestBroadcastLateJoinerGetsFinalError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		u := newUpstream()
+		b := Broadcast(t.Context(), u.open)
+		s1 := subscribe(t.Context(), b, 0)
+		synctest.Wait()
+		u.f.errs <- errBoom // delivered to s1; the pass has not returned yet
+		synctest.Wait()
+		s2 := subscribe(t.Context(), b, 0)
+		synctest.Wait()
+		close(u.f.ch)
+		for i, s := range []<-chan got[int]{s1, s2} {
+			g := <-s
+			if len(g.vals) != 0 || len(g.errs) != 1 || g.errs[0] != errBoom {
+				t.Fatalf("subscriber %d got %v, want only [boom]", i+1, g)
+			}
+		}
+	})
+}
+
 func TestBroadcastEmpty(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		u := newUpstream()
