@@ -295,7 +295,8 @@ func (le *Lease) lose(cause error) {
 // Release ends the lease: it stops the renewals and, unless the lease was
 // already lost, deletes the key (if it still holds the revision this lease
 // wrote) so that a standby takes over at its next poll instead of after
-// the TTL. It waits for the renewal goroutine. ctx bounds the deletion.
+// the TTL. It interrupts a renewal in flight and waits for the renewal
+// goroutine. ctx bounds the deletion.
 func (le *Lease) Release(ctx context.Context) error {
 	select {
 	case <-le.stop:
@@ -304,12 +305,15 @@ func (le *Lease) Release(ctx context.Context) error {
 	default:
 	}
 	close(le.stop)
+	// Cancel first: a renewal in flight (NATS not answering) ends now
+	// instead of at its deadline; if its answer is lost, the key check
+	// below still finds the key this lease wrote.
+	le.cancel(ErrLeaseReleased)
 	<-le.done
 	le.mu.Lock()
 	rev := le.rev
 	le.rev = 0
 	le.mu.Unlock()
-	le.cancel(ErrLeaseReleased)
 	if rev == 0 {
 		return nil
 	}
