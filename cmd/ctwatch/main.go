@@ -11,19 +11,6 @@
 // process at once (the checkpoint then may lag the output, never lead it).
 package main
 
-import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
+import "github.com/towerwatch/towerwatch/internal/cli"
 
-	"github.com/towerwatch/towerwatch/internal/cli"
-)
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	context.AfterFunc(ctx, stop) // the first signal restores the default action for the next
-	code := cli.Run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { cli.Main() }

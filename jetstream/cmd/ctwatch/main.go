@@ -22,28 +22,6 @@
 // hands the leadership over at once.
 package main
 
-import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
+import "github.com/towerwatch/towerwatch/internal/cli"
 
-	"github.com/towerwatch/towerwatch/internal/cli"
-)
-
-func main() {
-	ctx, stop := signalContext()
-	code := cli.Run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr, newNATS().Extension())
-	stop()
-	os.Exit(code)
-}
-
-// signalContext returns a context cancelled by the first SIGINT or
-// SIGTERM. That signal also restores the default action, so that a second
-// one kills the process at once (while a bridge still waits for its last
-// acknowledgements, say).
-func signalContext() (context.Context, context.CancelFunc) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	context.AfterFunc(ctx, stop)
-	return ctx, stop
-}
+func main() { cli.Main(newNATS().Extension()) }

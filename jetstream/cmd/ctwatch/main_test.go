@@ -264,7 +264,7 @@ const signalChildEnv = "CTWATCH_TEST_SIGNAL_CHILD"
 // Exit status 3 means the first signal did not cancel the context, 0 that
 // the later ones were swallowed for 10 s.
 func signalChild() {
-	ctx, _ := signalContext()
+	ctx, _ := cli.SignalContext()
 	syscall.Kill(os.Getpid(), syscall.SIGINT)
 	select {
 	case <-ctx.Done():
