@@ -73,15 +73,6 @@ func (f *feed) compactTo(rev uint64) {
 	f.compact = rev
 }
 
-func (f *feed) head() uint64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.log) == 0 {
-		return f.compact
-	}
-	return f.log[len(f.log)-1]
-}
-
 // since returns the revisions after rev, as the consumer should see them.
 func (f *feed) since(rev uint64) []string {
 	f.mu.Lock()

@@ -226,8 +226,3 @@ func (e *ExitError) Unwrap() error { return e.Err }
 func UsageError(format string, args ...any) error {
 	return &ExitError{Code: ExitUsage, Err: fmt.Errorf(format, args...)}
 }
-
-func isUsage(err error) bool {
-	var ee *ExitError
-	return errors.As(err, &ee) && ee.Code == ExitUsage
-}

@@ -79,7 +79,7 @@ func parse(args []string, env Env, stdout, stderr io.Writer, exts []Extension) (
 		kong.Exit(func(code int) { panic(exitPanic{code}) }),
 		kong.Vars{"version": version()},
 		kong.Resolvers(envResolver(env)),
-		kong.HelpFormatter(helpValue),
+		kong.ValueFormatter(helpValue),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
 	}
 	for _, e := range exts {

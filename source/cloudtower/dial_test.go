@@ -367,7 +367,7 @@ func TestConfigRedaction(t *testing.T) {
 	logger, logs := newLogger()
 	logger.Info("config", "cfg", cfg)
 	for _, s := range []string{
-		fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprintf("%s", &cfg), cfg.String(), logs.String(),
+		fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), (&cfg).String(), cfg.String(), logs.String(),
 		slog.AnyValue(cfg).Resolve().String(),
 	} {
 		assertNoSecret(t, "printed Config", s, testPassword, testToken)

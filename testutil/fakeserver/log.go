@@ -150,16 +150,6 @@ func (l *eventLog) snapshot(after uint64) []Event {
 	return append([]Event(nil), l.events[i:]...)
 }
 
-// last returns the newest retained event.
-func (l *eventLog) last() (Event, bool) {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if len(l.events) == 0 {
-		return Event{}, false
-	}
-	return l.events[len(l.events)-1], true
-}
-
 // pageQuery is a validated resource-change query.
 type pageQuery struct {
 	start     uint64
