@@ -217,7 +217,7 @@ func (CloudTower) Encode(ev *models.ResourceChangeEvent) (Message, error) {
 	if ev == nil {
 		return Message{}, fmt.Errorf("wire: nil event")
 	}
-	data, err := ev.MarshalJSON()
+	data, err := cloudtower.EncodeEvent(ev) // ev.MarshalJSON's bytes, faster
 	if err != nil {
 		return Message{}, fmt.Errorf("wire: encoding the change: %w", err)
 	}
