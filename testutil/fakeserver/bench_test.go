@@ -70,10 +70,9 @@ func BenchmarkPageEncode(b *testing.B) {
 	q := pageQuery{limit: 1000, hasStart: true, start: 50_000}
 	for b.Loop() {
 		pe := pagePool.Get().(*pageEvents)
-		evs, head, compact := s.log.page(pe.ev[:0], &q)
-		pe.ev = evs
+		head, compact := s.log.page(pe, &q)
 		buf := getBuffer()
-		buf.b = appendPage(buf.b, evs, head, compact, corruptNone, -1)
+		buf.b = appendPage(buf.b, pe, head, compact, corruptNone, -1)
 		b.SetBytes(int64(len(buf.b)))
 		buf.free()
 		pe.free()

@@ -26,14 +26,21 @@ func (b *buffer) free() {
 	bufPool.Put(b)
 }
 
-// pageEvents is a pooled scratch slice for the events of one page.
-type pageEvents struct{ ev []Event }
+// pageEvents is a pooled scratch space for the events of one page and
+// their JSON (nil for an event made up for the page).
+type pageEvents struct {
+	ev  []Event
+	enc [][]byte
+}
 
-var pagePool = sync.Pool{New: func() any { return &pageEvents{ev: make([]Event, 0, DefaultLimit)} }}
+var pagePool = sync.Pool{New: func() any {
+	return &pageEvents{ev: make([]Event, 0, DefaultLimit), enc: make([][]byte, 0, DefaultLimit)}
+}}
 
 func (p *pageEvents) free() {
-	clear(p.ev) // drop string references
-	p.ev = p.ev[:0]
+	clear(p.ev) // drop references
+	clear(p.enc)
+	p.ev, p.enc = p.ev[:0], p.enc[:0]
 	pagePool.Put(p)
 }
 
@@ -46,20 +53,23 @@ const (
 	corruptInvalidRevision
 )
 
-// appendPage appends the 200 response body for a page. When c is not
+// appendPage appends the 200 response body for the page p. When c is not
 // corruptNone, the event at index bad loses its revision or gets an
 // invalid one.
-func appendPage(dst []byte, evs []Event, head, compact uint64, c corruption, bad int) []byte {
+func appendPage(dst []byte, p *pageEvents, head, compact uint64, c corruption, bad int) []byte {
 	dst = append(dst, `{"data":[`...)
-	for i := range evs {
+	for i := range p.ev {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		cc := corruptNone
-		if i == bad {
-			cc = c
+		switch {
+		case i == bad:
+			dst = appendEvent(dst, &p.ev[i], c)
+		case p.enc[i] != nil:
+			dst = append(dst, p.enc[i]...)
+		default:
+			dst = appendEvent(dst, &p.ev[i], corruptNone)
 		}
-		dst = appendEvent(dst, &evs[i], cc)
 	}
 	dst = append(dst, `],"currentRevision":"`...)
 	dst = strconv.AppendUint(dst, head, 10)

@@ -287,9 +287,12 @@ func (s *Server) serveChanges(r *http.Request) (rep reply) {
 	defer pe.free()
 	pq.inclusive = k.InclusiveStart
 	pq.newest = !k.OldestWhenNoStart
-	evs, head, compact := s.log.page(pe.ev[:0], &pq)
-	if k.Shuffle && len(evs) > 1 {
-		mrand.New(mrand.NewPCG(shuffleSeed, 0)).Shuffle(len(evs), func(i, j int) { evs[i], evs[j] = evs[j], evs[i] })
+	head, compact := s.log.page(pe, &pq)
+	if k.Shuffle && len(pe.ev) > 1 {
+		mrand.New(mrand.NewPCG(shuffleSeed, 0)).Shuffle(len(pe.ev), func(i, j int) {
+			pe.ev[i], pe.ev[j] = pe.ev[j], pe.ev[i]
+			pe.enc[i], pe.enc[j] = pe.enc[j], pe.enc[i]
+		})
 	}
 	c, bad := corruptNone, -1
 	switch f.kind {
@@ -298,16 +301,16 @@ func (s *Server) serveChanges(r *http.Request) (rep reply) {
 		if f.kind == FaultInvalidRevision {
 			c = corruptInvalidRevision
 		}
-		if len(evs) == 0 {
-			evs = append(evs, s.fabricate(head))
+		if len(pe.ev) == 0 {
+			pe.ev = append(pe.ev, s.fabricate(head))
+			pe.enc = append(pe.enc, nil)
 		}
-		bad = len(evs) / 2
+		bad = len(pe.ev) / 2
 	}
-	pe.ev = evs
-	out.events = len(evs)
+	out.events = len(pe.ev)
 
 	b := getBuffer()
-	b.b = appendPage(b.b, evs, head, compact, c, bad)
+	b.b = appendPage(b.b, pe, head, compact, c, bad)
 	rep = reply{status: 200, contentType: contentJSON, body: b}
 	switch f.kind {
 	case FaultMalformedJSON:

@@ -45,10 +45,11 @@ type Event struct {
 // eventLog is the ordered, compactable list of events.
 type eventLog struct {
 	mu          sync.RWMutex
-	events      []Event // retained events, revisions strictly increasing
-	head        uint64  // newest revision ever appended
-	compact     uint64  // newest discarded revision
-	retention   int     // keep at most this many events; 0 means all
+	events      []Event  // retained events, revisions strictly increasing
+	encoded     [][]byte // the JSON of each of events, made once at append
+	head        uint64   // newest revision ever appended
+	compact     uint64   // newest discarded revision
+	retention   int      // keep at most this many events; 0 means all
 	lastCreated time.Time
 }
 
@@ -72,6 +73,7 @@ func (l *eventLog) append(now time.Time, evs []Event) uint64 {
 		l.head++
 		e.Revision = l.head
 		l.events = append(l.events, e)
+		l.encoded = append(l.encoded, appendEvent(nil, &e, corruptNone))
 	}
 	l.applyRetentionLocked()
 	return l.head
@@ -86,6 +88,7 @@ func (l *eventLog) reserve(n int) {
 		n = min(n, l.retention)
 	}
 	l.events = slices.Grow(l.events, n)
+	l.encoded = slices.Grow(l.encoded, n)
 }
 
 func (l *eventLog) applyRetentionLocked() {
@@ -100,13 +103,20 @@ func (l *eventLog) dropLocked(n int) {
 		return
 	}
 	l.compact = l.events[n-1].Revision
-	clear(l.events[:n])
-	l.events = l.events[n:]
-	// Copy the survivors when most of the backing array is dead, so that
-	// memory stays proportional to what is retained.
-	if len(l.events) < cap(l.events)/4 {
-		l.events = append(make([]Event, 0, 2*len(l.events)+16), l.events...)
+	l.events = dropFront(l.events, n)
+	l.encoded = dropFront(l.encoded, n)
+}
+
+// dropFront discards the n first elements of s. It copies the survivors
+// when most of the backing array is dead, so that memory stays
+// proportional to what is retained.
+func dropFront[T any](s []T, n int) []T {
+	clear(s[:n])
+	s = s[n:]
+	if len(s) < cap(s)/4 {
+		s = append(make([]T, 0, 2*len(s)+16), s...)
 	}
+	return s
 }
 
 // compactTo discards every event at or below upTo (clamped to the head)
@@ -168,8 +178,6 @@ type filter struct {
 	action string
 }
 
-func (f *filter) empty() bool { return len(f.types) == 0 && f.id == "" && f.action == "" }
-
 func (f *filter) match(e *Event) bool {
 	if f.id != "" && e.ResourceID != f.id {
 		return false
@@ -188,27 +196,26 @@ func (f *filter) match(e *Event) bool {
 	return false
 }
 
-// page appends the events of the page q selects to dst, in revision order,
-// and returns them with the head and compact revisions.
-func (l *eventLog) page(dst []Event, q *pageQuery) ([]Event, uint64, uint64) {
+// page appends the events of the page q selects to p, in revision order,
+// with their JSON, and returns the head and compact revisions.
+func (l *eventLog) page(p *pageEvents, q *pageQuery) (head, compact uint64) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	evs := l.events
+	take := func(i int) {
+		p.ev = append(p.ev, evs[i])
+		p.enc = append(p.enc, l.encoded[i])
+	}
+	n0 := len(p.ev)
 	if !q.hasStart && q.newest {
-		if q.filter.empty() {
-			return append(dst, evs[max(0, len(evs)-q.limit):]...), l.head, l.compact
-		}
-		n0 := len(dst)
-		for i := len(evs) - 1; i >= 0 && len(dst)-n0 < q.limit; i-- {
+		for i := len(evs) - 1; i >= 0 && len(p.ev)-n0 < q.limit; i-- {
 			if q.filter.match(&evs[i]) {
-				dst = append(dst, evs[i])
+				take(i)
 			}
 		}
-		found := dst[n0:]
-		for i, j := 0, len(found)-1; i < j; i, j = i+1, j-1 {
-			found[i], found[j] = found[j], found[i]
-		}
-		return dst, l.head, l.compact
+		slices.Reverse(p.ev[n0:])
+		slices.Reverse(p.enc[n0:])
+		return l.head, l.compact
 	}
 	from := 0
 	if q.hasStart {
@@ -221,14 +228,10 @@ func (l *eventLog) page(dst []Event, q *pageQuery) ([]Event, uint64, uint64) {
 			from = l.indexAbove(q.start)
 		}
 	}
-	if q.filter.empty() {
-		return append(dst, evs[from:min(len(evs), from+q.limit)]...), l.head, l.compact
-	}
-	n0 := len(dst)
-	for i := from; i < len(evs) && len(dst)-n0 < q.limit; i++ {
+	for i := from; i < len(evs) && len(p.ev)-n0 < q.limit; i++ {
 		if q.filter.match(&evs[i]) {
-			dst = append(dst, evs[i])
+			take(i)
 		}
 	}
-	return dst, l.head, l.compact
+	return l.head, l.compact
 }
