@@ -61,6 +61,9 @@ func Batch[T any](ctx context.Context, seq iter.Seq2[T, error], n int, wait time
 			select {
 			case m, ok := <-b.out:
 				if !ok {
+					if cerr := ctx.Err(); cerr != nil {
+						yield(nil, cerr) // the upstream ended silently on cancel
+					}
 					return
 				}
 				received = m.id

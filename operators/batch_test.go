@@ -2,6 +2,7 @@ package operators
 
 import (
 	"context"
+	"iter"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -254,4 +255,38 @@ func TestBatchOverWatchBreakThenCancel(t *testing.T) {
 		// watch's context releases it (synctest.Test fails otherwise).
 		cancel()
 	})
+}
+
+// silentOnCancel yields 1, then ends without an error once ctx is done,
+// as an upstream that ignores errors might.
+func silentOnCancel(ctx context.Context) iter.Seq2[int, error] {
+	return func(yield func(int, error) bool) {
+		if yield(1, nil) {
+			<-ctx.Done()
+		}
+	}
+}
+
+// TestBatchSilentUpstreamEndsWithCtxErr: when ctx is done, Batch ends with
+// ctx.Err() even if its upstream then ends without an error (the closed
+// channel and ctx.Done race in Batch's select: repeat to take both).
+func TestBatchSilentUpstreamEndsWithCtxErr(t *testing.T) {
+	for range 20 {
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			var errs []error
+			for b, err := range Batch(ctx, silentOnCancel(ctx), 10, time.Second) {
+				if err != nil {
+					errs = append(errs, err)
+				} else if len(b) > 0 {
+					cancel()
+					synctest.Wait() // the upstream has ended
+				}
+			}
+			if len(errs) != 1 || errs[0] != context.Canceled {
+				t.Fatalf("errors %v, want [context canceled]", errs)
+			}
+		})
+	}
 }

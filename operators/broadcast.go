@@ -247,19 +247,22 @@ func (b *Broadcaster[T]) join(s *subscriber[T]) *bcRun[T] {
 }
 
 func (b *Broadcaster[T]) leave(r *bcRun[T], s *subscriber[T]) {
-	close(s.gone)
 	b.mu.Lock()
-	b.remove(r, s)
 	r.refs--
-	b.notify()
 	last := r.refs == 0
 	if last {
+		// Cancel before removing s: a pump that no longer sees s then
+		// finds its pass cancelled at once, instead of running on with
+		// no one to hold it back.
 		r.cancel()
 		if b.cur == r {
 			b.cur = nil
 		}
 	}
+	b.remove(r, s)
+	b.notify()
 	b.mu.Unlock()
+	close(s.gone) // a pump blocked on s gives up on it
 	if last {
 		<-r.done
 	}

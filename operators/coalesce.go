@@ -56,7 +56,11 @@ func CoalesceByKey[T any, K comparable](ctx context.Context, seq iter.Seq2[T, er
 			select {
 			case m, ok := <-w.out:
 				if !ok { // seq has ended: flush the last window
-					w.held.flush(yield)
+					if w.held.flush(yield) {
+						if cerr := ctx.Err(); cerr != nil {
+							yield(zero, cerr) // the upstream ended silently on cancel
+						}
+					}
 					return
 				}
 				if m.panicked {

@@ -322,3 +322,25 @@ func TestCoalescerBoundedMemory(t *testing.T) {
 	}
 	wantEqual(t, "flushed", out, want)
 }
+
+// TestCoalesceByKeySilentUpstreamEndsWithCtxErr: as for Batch.
+func TestCoalesceByKeySilentUpstreamEndsWithCtxErr(t *testing.T) {
+	for range 20 {
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			var errs []error
+			for _, err := range CoalesceByKey(ctx, silentOnCancel(ctx), func(v int) int { return v }, time.Second) {
+				if err != nil {
+					errs = append(errs, err)
+				} else {
+					cancel()
+					synctest.Wait()
+				}
+			}
+			if len(errs) != 1 || errs[0] != context.Canceled {
+				t.Fatalf("errors %v, want [context canceled]", errs)
+			}
+		})
+	}
+}
