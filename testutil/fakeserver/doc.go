@@ -59,6 +59,12 @@
 // revision silently gets what remains, from the oldest retained event on,
 // as a real server would: detecting the gap is the client's job.
 //
+// Each event is encoded to JSON once, when it is appended, and a page is
+// the concatenation of its events' JSON, so that serving costs the server
+// little next to what a client spends decoding (a page of 1000 generated
+// events takes about 45 µs): the benchmarks measure the client. The log
+// therefore holds each event about twice; Config.Retention bounds it.
+//
 // # Knobs and faults
 //
 // The exact semantics of the real server are not public, so Knobs selects
