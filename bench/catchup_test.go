@@ -6,6 +6,7 @@ package bench
 //	impl=towerwatch       stream.Watch over the CloudTower source (defaults)
 //	impl=watchor-best     the SDK's watchor at a 1 ms interval, pages forced to 1000
 //	impl=watchor-default  the SDK's watchor at its defaults (1 s interval, pages of 100)
+//	impl=towerwatch-watchor towerwatch's drop-in watchor facade at the SDK's defaults
 //	impl=decode-sdk       the SDK's own JSON decoding of the same response bytes, alone
 //	impl=decode-towerwatch the decoder the CloudTower source uses, on the same bytes, alone
 //
@@ -37,6 +38,7 @@ import (
 	"github.com/smartxworks/cloudtower-go-sdk/v2/watchor"
 
 	"github.com/towerwatch/towerwatch/source/cloudtower"
+	facade "github.com/towerwatch/towerwatch/source/cloudtower/watchor"
 	"github.com/towerwatch/towerwatch/stream"
 	"github.com/towerwatch/towerwatch/testutil/fakeserver"
 )
@@ -90,6 +92,12 @@ func BenchmarkCatchUp(b *testing.B) {
 		_, c := catchUpServer(b)
 		drain(b, backlog, func(ctx context.Context, n int) int {
 			return drainWatchor(b, c, n, time.Millisecond, 1000)
+		})
+	})
+	b.Run("impl=towerwatch-watchor", func(b *testing.B) {
+		_, c := catchUpServer(b)
+		drain(b, backlog, func(ctx context.Context, n int) int {
+			return drainFacade(b, c, n)
 		})
 	})
 	b.Run("impl=watchor-default", func(b *testing.B) {
@@ -162,24 +170,47 @@ func drainWatchor(b *testing.B, c *sdkclient.Cloudtower, n int, interval time.Du
 	if err := w.Start(&watchor.ResourceChangeWatchStartParams{StartRevision: &zero}); err != nil {
 		b.Fatal(err)
 	}
-	got := 0
-	for got < n {
-		select {
-		case ev, ok := <-w.Channel():
-			if !ok {
-				b.Fatalf("watchor closed its channel after %d changes", got)
-			}
-			_ = ev
-			got++
-		case e := <-w.ErrorChannel():
-			b.Fatalf("watchor failed: %+v", e)
-		}
-	}
+	got := receive(b, n, w.Channel(), w.ErrorChannel())
 	// Its poller may be blocked on a full channel or asleep: Stop alone
 	// frees neither (one of the defects towerwatch's facade fixes), so
 	// drain until it closes the channel.
 	w.Stop()
 	for range w.Channel() {
+	}
+	return got
+}
+
+// drainFacade drains n changes with towerwatch's watchor facade, at the
+// SDK's defaults but for MaxRetries.
+func drainFacade(b *testing.B, c *sdkclient.Cloudtower, n int) int {
+	w, err := facade.NewResourceChangeWatchClient(&facade.NewResourceChangeWatchClientParams{Client: c})
+	if err != nil {
+		b.Fatal(err)
+	}
+	zero := "0"
+	if err := w.Start(&facade.ResourceChangeWatchStartParams{StartRevision: &zero}); err != nil {
+		b.Fatal(err)
+	}
+	got := receive(b, n, w.Channel(), w.ErrorChannel())
+	if err := w.Stop(); err != nil { // frees everything, with events still buffered
+		b.Fatal(err)
+	}
+	return got
+}
+
+// receive takes n changes from a three-channel client.
+func receive[E any](b *testing.B, n int, events <-chan *models.ResourceChangeEvent, errs <-chan E) int {
+	got := 0
+	for got < n {
+		select {
+		case _, ok := <-events:
+			if !ok {
+				b.Fatalf("the client closed its channel after %d changes", got)
+			}
+			got++
+		case e := <-errs:
+			b.Fatalf("the client failed: %+v", e)
+		}
 	}
 	return got
 }
