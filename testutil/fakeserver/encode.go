@@ -4,7 +4,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/towerwatch/towerwatch/internal/jsonstr"
 )
 
 // buffer is a pooled response body.
@@ -129,65 +130,9 @@ func appendError(dst []byte, status int, code, path, message string) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// safeASCII[c] is true for ASCII bytes that need no escaping in a JSON
-// string.
-var safeASCII = func() (t [utf8.RuneSelf]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-// appendString appends s as a JSON string literal. Invalid UTF-8 becomes
-// U+FFFD, as with encoding/json; U+2028 and U+2029 are escaped so that the
-// output is also valid JavaScript. HTML characters are not escaped.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if safeASCII[c] {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
+// appendString appends s as a JSON string literal as CloudTower (Node.js's
+// JSON.stringify) writes it: < > & are not escaped.
+func appendString(dst []byte, s string) []byte { return jsonstr.AppendNoHTML(dst, s) }
 
 // appendTime appends t in UTC as RFC 3339 with milliseconds, like
 // JavaScript's Date.toISOString.
