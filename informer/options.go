@@ -1,0 +1,170 @@
+package informer
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/towerwatch/towerwatch/stream"
+)
+
+// Defaults of the informer's options.
+const (
+	DefaultMinBackoff = stream.DefaultMinBackoff
+	DefaultMaxBackoff = stream.DefaultMaxBackoff
+)
+
+// Option configures New. Each option checks its arguments where it is
+// built; New returns the first error an option recorded, wrapping
+// stream.ErrInvalidOption.
+type Option func(*config)
+
+type namedIndex struct {
+	name string
+	f    any // func(V) []string
+}
+
+type config struct {
+	indexes    []namedIndex
+	transform  any // func(V) V
+	equal      any // func(a, b V) bool
+	resync     time.Duration
+	minBackoff time.Duration
+	maxBackoff time.Duration
+	watchOpts  []stream.Option
+	onRelist   func(RelistInfo)
+	logger     *slog.Logger
+	err        error
+}
+
+func newConfig(opts []Option) *config {
+	c := &config{minBackoff: DefaultMinBackoff, maxBackoff: DefaultMaxBackoff}
+	for _, o := range opts {
+		if o != nil {
+			o(c)
+		}
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	return c
+}
+
+func (c *config) fail(format string, args ...any) {
+	if c.err == nil {
+		c.err = fmt.Errorf("%w: informer: "+format, append([]any{stream.ErrInvalidOption}, args...)...)
+	}
+}
+
+// Err returns the error o records, if any: a bad argument, checked where
+// the option is built, without building an informer.
+func (o Option) Err() error {
+	if o == nil {
+		return nil
+	}
+	c := &config{}
+	o(c)
+	return c.err
+}
+
+// Index registers an index: f returns the index values of an object (for
+// example its cluster's id), and Store.ByIndex(name, value) returns the
+// objects with that value. The name must be unique and non-empty, and V
+// must be the informer's object type (New reports a mismatch).
+func Index[V any](name string, f func(obj V) []string) Option {
+	return func(c *config) {
+		switch {
+		case name == "":
+			c.fail("Index: empty name")
+		case f == nil:
+			c.fail("Index(%q): nil func", name)
+		}
+		for _, ix := range c.indexes {
+			if ix.name == name {
+				c.fail("Index(%q): registered twice", name)
+			}
+		}
+		c.indexes = append(c.indexes, namedIndex{name: name, f: f})
+	}
+}
+
+// Transform sets a function applied to every object, listed or from a
+// change, before it is keyed and stored; use it to drop fields the program
+// does not need. It must keep the key, must not modify its argument in
+// place if the lister or decoder shares it, and must be fast: it runs on
+// the informer's goroutine.
+func Transform[V any](f func(obj V) V) Option {
+	return func(c *config) {
+		if f == nil {
+			c.fail("Transform: nil func")
+		}
+		c.transform = f
+	}
+}
+
+// Equal sets the equality a re-list uses to tell changed objects from
+// unchanged ones (an Update is notified only for changed ones). The default
+// compares the objects' JSON encodings (encoding/json), which suits
+// generated API models.
+func Equal[V any](f func(a, b V) bool) Option {
+	return func(c *config) {
+		if f == nil {
+			c.fail("Equal: nil func")
+		}
+		c.equal = f
+	}
+}
+
+// Resync makes the informer re-list every period once synced, and apply
+// the difference with the store as Add, Update and Delete notifications
+// (deletes marked finalStateUnknown), as after a compaction. It is off by
+// default (zero); it is a safety net, not needed for correctness. The
+// period must not be negative.
+func Resync(period time.Duration) Option {
+	return func(c *config) {
+		if period < 0 {
+			c.fail("Resync(%v): must not be negative", period)
+		}
+		c.resync = period
+	}
+}
+
+// Backoff sets the bounds of the wait before a failed list, head request
+// or watch is tried again (default 500 ms to 30 s, exponential, with
+// jitter). Retries go on until Run's context is done or an error is final.
+func Backoff(min, max time.Duration) Option {
+	return func(c *config) {
+		if min <= 0 || max < min {
+			c.fail("Backoff(%v, %v): want 0 < min <= max", min, max)
+		}
+		c.minBackoff, c.maxBackoff = min, max
+	}
+}
+
+// WatchOptions adds options for the change stream (stream.Watch), such as
+// stream.PollInterval or stream.OnPoll. The informer chooses the start
+// position itself: start options (stream.After, stream.FromNow) are
+// overridden. Calls accumulate.
+func WatchOptions(opts ...stream.Option) Option {
+	return func(c *config) {
+		for _, o := range opts {
+			if o != nil {
+				c.watchOpts = append(c.watchOpts, o)
+			}
+		}
+	}
+}
+
+// OnRelist sets a hook called after each re-list after the first sync
+// (compaction, a gap, an undecodable change, or Resync), once its
+// differences have been applied to the store and queued to the handlers.
+// It runs on the informer's goroutine and must not block.
+func OnRelist(f func(RelistInfo)) Option {
+	return func(c *config) { c.onRelist = f }
+}
+
+// Logger sets the logger (default slog.Default()): re-lists and retries
+// at Info and Warn level.
+func Logger(l *slog.Logger) Option {
+	return func(c *config) { c.logger = l }
+}
