@@ -76,7 +76,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		src := cloudtower.New(c)
 		drain(b, backlog, func(ctx context.Context, n int) int {
 			got := 0
-			for ev, err := range cloudtower.Watch(ctx, src, stream.After(stream.MustParseRevision("0"))) {
+			for ev, err := range src.Watch(ctx, stream.After(stream.MustParseRevision("0"))) {
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -71,7 +71,7 @@ func run(ctx context.Context, n int, types string) error {
 
 	count := 0
 	quiet := slog.New(slog.DiscardHandler)
-	for ev, err := range cloudtower.Watch(ctx, src,
+	for ev, err := range src.Watch(ctx,
 		stream.After(stream.MustParseRevision("0")), // from the oldest change; the default is "from now"
 		stream.PollInterval(100*time.Millisecond), stream.Logger(quiet)) {
 		if err != nil {

@@ -154,7 +154,7 @@ var ErrNotRunning = errors.New("cli: this Config was not made by Run")
 // TLS settings (prompting for the password when Stdin is a terminal and
 // only Username is set). The source has the filters (SourceOptions)
 // applied and starts nothing until it is polled; watch it with
-// cloudtower.Watch(ctx, src, cfg.WatchOptions()...) or hand it to
+// src.Watch(ctx, cfg.WatchOptions()...) or hand it to
 // stream.Watch.
 //
 // On success, call cleanup once the source is no longer used: it closes

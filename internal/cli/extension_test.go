@@ -180,7 +180,7 @@ func TestOpenCloudTower(t *testing.T) {
 			opened = true
 			return func(yield func(*models.ResourceChangeEvent, error) bool) {
 				defer func() { cleanup(); cleaned = true }()
-				cloudtower.Watch(ctx, src, cfg.WatchOptions()...)(yield)
+				src.Watch(ctx, cfg.WatchOptions()...)(yield)
 			}, nil
 		},
 	}

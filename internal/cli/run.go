@@ -7,8 +7,6 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -304,7 +302,7 @@ func (r *runner) openDefault(ctx context.Context) (Changes, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return cloudtower.Watch(ctx, src, r.cfg.opts...), done, nil
+	return src.Watch(ctx, r.cfg.opts...), done, nil
 }
 
 // openCloudTower implements Config.OpenCloudTower.
@@ -359,25 +357,6 @@ func (r *runner) openCloudTower(ctx context.Context) (*cloudtower.Source, func()
 		cleanup()
 	}
 	return cloudtower.New(c, cfg.SourceOptions()...), done, nil
-}
-
-// flagHint adds to an error the flags that fix it, where the library's
-// message names Config fields.
-func flagHint(err error) error {
-	var (
-		unknownCA x509.UnknownAuthorityError
-		verify    *tls.CertificateVerificationError
-		hint      string
-	)
-	switch {
-	case errors.As(err, &unknownCA) || errors.As(err, &verify):
-		hint = "give the CA certificate with --ca-file FILE or CLOUDTOWER_CA_FILE"
-	case errors.Is(err, cloudtower.ErrUnauthorized):
-		hint = "check --username, --password and --user-source, or --token (or CLOUDTOWER_USERNAME, ...); with --checkpoint, running again resumes where this run stopped"
-	default:
-		return err
-	}
-	return fmt.Errorf("%w\n(%s: %s)", err, Name, hint)
 }
 
 // item is one value of the source, handed from the reading goroutine.

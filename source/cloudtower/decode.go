@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"unicode/utf8"
@@ -11,6 +12,8 @@ import (
 	"github.com/go-openapi/runtime"
 	"github.com/smartxworks/cloudtower-go-sdk/v2/client/resource_change"
 	"github.com/smartxworks/cloudtower-go-sdk/v2/models"
+
+	"github.com/towerwatch/towerwatch/stream"
 )
 
 // Decoding a page of 1000 changes with encoding/json through the SDK costs
@@ -33,15 +36,32 @@ import (
 var errSlowPath = errors.New("cloudtower: not the plain response shape")
 
 // fastReader reads 200 responses of GET /resource-changes with
-// DecodeResponse and leaves every other status to the SDK's reader.
-type fastReader struct{ next runtime.ClientResponseReader }
+// DecodeResponse, at most max bytes of them, and leaves every other status
+// to the SDK's reader.
+type fastReader struct {
+	next runtime.ClientResponseReader
+	max  int64
+}
 
 // decodeFast is the SDK client option that installs fastReader.
-func decodeFast(op *runtime.ClientOperation) {
+func (s *Source) decodeFast(op *runtime.ClientOperation) {
 	if op.Reader != nil {
-		op.Reader = fastReader{next: op.Reader}
+		op.Reader = fastReader{next: op.Reader, max: s.maxBytes}
 	}
 }
+
+// TooLargeError reports a response body larger than the Source's
+// MaxResponseBytes. It wraps stream.ErrProtocol: the poll is retried.
+type TooLargeError struct {
+	Limit int64 // the bound, in bytes
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("response body larger than %d bytes", e.Limit)
+}
+
+// Unwrap returns stream.ErrProtocol.
+func (e *TooLargeError) Unwrap() error { return stream.ErrProtocol }
 
 // maxPooledBody bounds the buffers kept for reuse; a page of 1000 typical
 // changes is under 1 MiB.
@@ -61,8 +81,17 @@ func (r fastReader) ReadResponse(resp runtime.ClientResponse, consumer runtime.C
 		}
 	}()
 	buf.Reset()
-	if _, err := buf.ReadFrom(resp.Body()); err != nil {
+	limit := r.max
+	if limit <= 0 {
+		limit = DefaultMaxResponseBytes
+	}
+	// One byte more than the bound tells a body over it from one at it,
+	// without reading (or buffering) any further.
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body(), limit+1)); err != nil {
 		return nil, models.NewUnexpectedError(resp, err)
+	}
+	if int64(buf.Len()) > limit {
+		return nil, &TooLargeError{Limit: limit}
 	}
 	payload, err := DecodeResponse(buf.Bytes())
 	if err != nil {

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,6 +20,8 @@ import (
 	"github.com/smartxworks/cloudtower-go-sdk/v2/client"
 	"github.com/smartxworks/cloudtower-go-sdk/v2/client/user"
 	"github.com/smartxworks/cloudtower-go-sdk/v2/models"
+
+	"github.com/towerwatch/towerwatch/stream"
 )
 
 // Defaults of Config.
@@ -29,9 +31,6 @@ const (
 	DefaultUserSource = "LOCAL"
 	DefaultTimeout    = 30 * time.Second
 )
-
-// ErrConfig is wrapped by the errors Dial returns for an invalid Config.
-var ErrConfig = errors.New("invalid cloudtower config")
 
 // Config says how Dial reaches and logs in to CloudTower.
 //
@@ -55,6 +54,26 @@ type Config struct {
 	// Token, instead of Username and Password, is a token from an earlier
 	// login; Dial then sends no request.
 	Token string
+
+	// APIUsername and APIPassword, if set, authenticate GET
+	// /resource-changes, and only it, with HTTP Basic, as CloudTower's
+	// API specification requires for that operation (it is the one
+	// operation secured by Basic; every other one takes the login token).
+	// They are API credentials, distinct from the login user. Without
+	// them the resource-change request carries the login token, which
+	// some servers accept. API credentials alone, without Username or
+	// Token, are enough for watching: Dial then logs in to nothing.
+	APIUsername string
+	APIPassword string
+
+	// Headers are added to every request, the login included (a header
+	// set here replaces the SDK's value of the same name; an Authorization
+	// header here replaces the token).
+	Headers http.Header
+	// BypassWhitelist adds the header "x-bypass-whitelist: true"
+	// (BypassWhitelistHeader) to every request, as some CloudTower
+	// deployments require.
+	BypassWhitelist bool
 
 	// CAFile is a PEM file of CA certificates to trust in addition to the
 	// system's, for a server with a private or self-signed certificate.
@@ -80,21 +99,31 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// String describes c with Password and Token redacted.
+// BypassWhitelistHeader is the header Config.BypassWhitelist and the
+// BypassWhitelist option send, with the value "true".
+const BypassWhitelistHeader = "x-bypass-whitelist"
+
+// String describes c with Password, Token, APIPassword and the values of
+// secret-looking Headers (Authorization, Cookie, anything naming a token,
+// key, secret, password, session or credential) redacted.
 func (c Config) String() string {
-	return fmt.Sprintf("cloudtower.Config{Host:%q BasePath:%q Scheme:%q Username:%q Password:%s UserSource:%q Token:%s CAFile:%q InsecureSkipVerify:%t Timeout:%v}",
-		c.Host, c.BasePath, c.Scheme, c.Username, redacted(c.Password), c.UserSource, redacted(c.Token), c.CAFile, c.InsecureSkipVerify, c.Timeout)
+	return fmt.Sprintf("cloudtower.Config{Host:%q BasePath:%q Scheme:%q Username:%q Password:%s UserSource:%q Token:%s APIUsername:%q APIPassword:%s Headers:%s BypassWhitelist:%t CAFile:%q InsecureSkipVerify:%t Timeout:%v}",
+		c.Host, c.BasePath, c.Scheme, c.Username, redacted(c.Password), c.UserSource, redacted(c.Token),
+		c.APIUsername, redacted(c.APIPassword), redactHeaders(c.Headers), c.BypassWhitelist, c.CAFile, c.InsecureSkipVerify, c.Timeout)
 }
 
 // GoString is String, so that %#v does not show secrets either.
 func (c Config) GoString() string { return c.String() }
 
-// LogValue implements slog.LogValuer with Password and Token redacted.
+// LogValue implements slog.LogValuer with the secrets redacted as in
+// String.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("host", c.Host), slog.String("base_path", c.BasePath), slog.String("scheme", c.Scheme),
 		slog.String("username", c.Username), slog.String("password", redacted(c.Password)),
 		slog.String("user_source", c.UserSource), slog.String("token", redacted(c.Token)),
+		slog.String("api_username", c.APIUsername), slog.String("api_password", redacted(c.APIPassword)),
+		slog.String("headers", redactHeaders(c.Headers)), slog.Bool("bypass_whitelist", c.BypassWhitelist),
 		slog.String("ca_file", c.CAFile), slog.Bool("insecure_skip_verify", c.InsecureSkipVerify),
 		slog.Duration("timeout", c.Timeout))
 }
@@ -106,14 +135,120 @@ func redacted(s string) string {
 	return "[redacted]"
 }
 
-// Dial returns an SDK client for the server of cfg, logged in: with
-// Username and Password it logs in at once through the SDK (POST /login,
-// honouring ctx), with Token it only checks cfg. Requests then carry the
-// token in the Authorization header.
+// secretHeader reports whether a header's value should never be shown.
+func secretHeader(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"auth", "cookie", "token", "key", "secret", "pass", "session", "credential", "signature"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// redactHeaders prints h sorted by name, secret-looking values redacted.
+func redactHeaders(h http.Header) string {
+	if len(h) == 0 {
+		return "{}"
+	}
+	names := make([]string, 0, len(h))
+	for name := range h {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	b.WriteString("{")
+	for i, name := range names {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		if secretHeader(name) {
+			fmt.Fprintf(&b, "%q:[redacted]", name)
+		} else {
+			fmt.Fprintf(&b, "%q:%q", name, h[name])
+		}
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// Validate checks c as Dial does before it sends anything: an error wraps
+// ErrConfig (and so stream.ErrInvalidOption) and names the field. It does
+// not read CAFile.
+//
+// The credentials: Username with Password, or Token, or neither; and
+// APIUsername with APIPassword, or neither; at least one of the two.
+func (c Config) Validate() error {
+	if _, _, _, err := c.endpoint(); err != nil {
+		return err
+	}
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
+	}
+	login := c.Token != "" || c.Username != "" || c.Password != ""
+	api := c.APIUsername != "" || c.APIPassword != ""
+	switch {
+	case !login && !api:
+		bad("no credentials")
+	case c.Token != "" && (c.Username != "" || c.Password != ""):
+		bad("both Token and Username/Password set")
+	case c.Token == "" && c.Username == "" && c.Password != "":
+		bad("Password without Username")
+	case c.Token == "" && c.Username != "" && c.Password == "":
+		bad("Username %q has no Password", c.Username)
+	}
+	switch {
+	case c.APIUsername != "" && c.APIPassword == "":
+		bad("APIUsername %q has no APIPassword", c.APIUsername)
+	case c.APIUsername == "" && c.APIPassword != "":
+		bad("APIPassword without APIUsername")
+	}
+	for name, values := range c.Headers {
+		if !validHeaderName(name) {
+			bad("Headers: invalid header name %q", name)
+		}
+		for _, v := range values {
+			if strings.ContainsAny(v, "\r\n\x00") {
+				bad("Headers: invalid value of %q", name)
+			}
+		}
+	}
+	tlsSet := c.CAFile != "" || c.InsecureSkipVerify
+	switch {
+	case c.HTTPClient != nil && (c.Transport != nil || c.Timeout != 0 || tlsSet):
+		bad("HTTPClient is used as is: Transport, Timeout, CAFile and InsecureSkipVerify must be unset")
+	case c.Transport != nil && tlsSet:
+		bad("CAFile and InsecureSkipVerify cannot apply to a custom Transport")
+	}
+	return errors.Join(errs...)
+}
+
+// validHeaderName reports whether name is an HTTP token (RFC 9110).
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, r := range name {
+		if r >= 0x7f || r <= ' ' || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// Dial returns an SDK client for the server of cfg (after cfg.Validate).
+// With Username and Password it logs in at once through the SDK (POST
+// /login, honouring ctx); with Token or only API credentials it sends no
+// request. Every request then carries the token in the Authorization
+// header, except GET /resource-changes when APIUsername and APIPassword
+// are set: that one carries them with HTTP Basic, set as the operation's
+// AuthInfo (a ClientOption of the caller that sets AuthInfo wins). Headers
+// and BypassWhitelist are added to every request.
 //
 // Dial does not retry. A refused login is an *APIError with
 // errors.Is(err, ErrUnauthorized); a wrong base path gives ErrUnsupported;
-// an invalid cfg an error wrapping ErrConfig. Neither the password nor the
+// an invalid cfg an error wrapping ErrConfig. Neither a password nor the
 // token ever appears in an error or a log line.
 //
 // Unlike the SDK's NewWithUserConfig, Dial verifies TLS certificates,
@@ -121,6 +256,9 @@ func redacted(s string) string {
 // for LDAP, and turns off the SDK runtime's DEBUG dump (which would print
 // the token and the password).
 func Dial(ctx context.Context, cfg Config) (*client.Cloudtower, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -128,15 +266,6 @@ func Dial(ctx context.Context, cfg Config) (*client.Cloudtower, error) {
 	host, scheme, basePath, err := cfg.endpoint()
 	if err != nil {
 		return nil, err
-	}
-	if cfg.Token == "" && cfg.Username == "" {
-		return nil, fmt.Errorf("%w: no credentials: set Username and Password, or Token", ErrConfig)
-	}
-	if cfg.Token != "" && (cfg.Username != "" || cfg.Password != "") {
-		return nil, fmt.Errorf("%w: set either Token or Username and Password, not both", ErrConfig)
-	}
-	if cfg.Token == "" && cfg.Password == "" {
-		return nil, fmt.Errorf("%w: Username %q has no Password", ErrConfig, cfg.Username)
 	}
 	hc, err := cfg.httpClient(scheme, log)
 	if err != nil {
@@ -152,17 +281,72 @@ func Dial(ctx context.Context, cfg Config) (*client.Cloudtower, error) {
 	// error status still reaches the error table instead of failing as
 	// "no consumer".
 	rt.Consumers["*/*"] = runtime.JSONConsumer()
-	c := client.New(rt, strfmt.Default)
+	dt := &dialTransport{rt: rt, headers: cfg.Headers.Clone(), changes: CredentialsNone}
+	if cfg.BypassWhitelist {
+		if dt.headers == nil {
+			dt.headers = make(http.Header)
+		}
+		dt.headers.Set(BypassWhitelistHeader, "true")
+	}
+	c := client.New(dt, strfmt.Default)
 
 	token := cfg.Token
-	if token == "" {
+	if token == "" && cfg.Username != "" {
 		if token, err = login(ctx, c, cfg, scheme+"://"+host+basePath); err != nil {
 			return nil, err
 		}
 		log.Debug("cloudtower: logged in", "host", host, "user", cfg.Username, "source", userSource(cfg))
 	}
-	rt.DefaultAuthentication = httptransport.APIKeyAuth("Authorization", "header", token)
+	if token != "" {
+		rt.DefaultAuthentication = httptransport.APIKeyAuth("Authorization", "header", token)
+		dt.changes = CredentialsToken
+	}
+	if cfg.APIUsername != "" {
+		dt.changesAuth = httptransport.BasicAuth(cfg.APIUsername, cfg.APIPassword)
+		dt.changes = CredentialsAPI
+	}
 	return c, nil
+}
+
+// opChanges is the SDK's operation ID of GET /resource-changes.
+const opChanges = "GetResourceChanges"
+
+// dialTransport is the runtime.ClientTransport of a client from Dial: the
+// SDK's runtime, plus the extra headers on every operation and the API
+// credentials on GET /resource-changes.
+type dialTransport struct {
+	rt          *httptransport.Runtime
+	headers     http.Header
+	changesAuth runtime.ClientAuthInfoWriter // nil: the runtime's default (the token)
+	changes     Credentials                  // what GET /resource-changes carries without a ClientOption's AuthInfo
+}
+
+// Submit implements runtime.ClientTransport.
+func (t *dialTransport) Submit(op *runtime.ClientOperation) (any, error) {
+	if len(t.headers) > 0 {
+		op.Params = withHeaders(op.Params, t.headers)
+	}
+	if op.ID == opChanges && op.AuthInfo == nil && t.changesAuth != nil {
+		op.AuthInfo = t.changesAuth
+	}
+	return t.rt.Submit(op)
+}
+
+// withHeaders returns params that also set headers.
+func withHeaders(params runtime.ClientRequestWriter, headers http.Header) runtime.ClientRequestWriter {
+	return runtime.ClientRequestWriterFunc(func(r runtime.ClientRequest, reg strfmt.Registry) error {
+		if params != nil {
+			if err := params.WriteToRequest(r, reg); err != nil {
+				return err
+			}
+		}
+		for name, values := range headers {
+			if err := r.SetHeaderParam(name, values...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // CloseIdleConnections closes the idle keep-alive connections of a client
@@ -172,7 +356,11 @@ func CloseIdleConnections(c *client.Cloudtower) {
 	if c == nil {
 		return
 	}
-	if rt, ok := c.Transport.(*httptransport.Runtime); ok {
+	rt, ok := c.Transport.(*httptransport.Runtime)
+	if dt, isDial := c.Transport.(*dialTransport); isDial {
+		rt, ok = dt.rt, true
+	}
+	if ok {
 		if ci, ok := rt.Transport.(interface{ CloseIdleConnections() }); ok && rt.Transport != http.DefaultTransport {
 			ci.CloseIdleConnections()
 		}
@@ -220,34 +408,12 @@ func login(ctx context.Context, c *client.Cloudtower, cfg Config, where string) 
 		if errors.As(err, &ae) {
 			return "", err
 		}
-		return "", fmt.Errorf("%w (server %s): %s", err, where, networkHint(err))
+		return "", fmt.Errorf("%w (server %s)", err, where)
 	}
 	if resp == nil || resp.Payload == nil || resp.Payload.Data == nil || resp.Payload.Data.Token == nil || *resp.Payload.Data.Token == "" {
-		return "", fmt.Errorf("cloudtower: %s: the response holds no token (server %s): is this a CloudTower server?", opLogin, where)
+		return "", fmt.Errorf("cloudtower: %s: %w: the response holds no token (server %s)", opLogin, stream.ErrProtocol, where)
 	}
 	return *resp.Payload.Data.Token, nil
-}
-
-// networkHint says what to check after a request failed without an HTTP
-// response.
-func networkHint(err error) string {
-	var (
-		unknownCA x509.UnknownAuthorityError
-		hostname  x509.HostnameError
-		verify    *tls.CertificateVerificationError
-		dns       *net.DNSError
-	)
-	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return "the login did not finish in time"
-	case errors.As(err, &hostname):
-		return "the server's certificate does not name this host: use the name it was issued for"
-	case errors.As(err, &unknownCA), errors.As(err, &verify):
-		return "the server's certificate is not trusted: set CAFile to its CA certificate (InsecureSkipVerify is for tests only)"
-	case errors.As(err, &dns):
-		return "the host name does not resolve: check Host"
-	}
-	return "check Host and Scheme, and that the server is reachable"
 }
 
 // endpoint resolves Host, Scheme and BasePath.
@@ -258,7 +424,7 @@ func (cfg Config) endpoint() (host, scheme, basePath string, err error) {
 	raw := strings.TrimSpace(cfg.Host)
 	shown := redactUserinfo(cfg.Host) // Host as errors show it
 	if raw == "" {
-		return bad("Host is empty: set it to \"host\", \"host:port\" or \"https://host:port\"")
+		return bad("Host is empty")
 	}
 	withScheme := strings.Contains(raw, "://")
 	if !withScheme {
@@ -269,7 +435,7 @@ func (cfg Config) endpoint() (host, scheme, basePath string, err error) {
 		return bad("Host %q is not a host name or URL", shown)
 	}
 	if u.User != nil {
-		return bad("Host must not hold a user name or password: use Username and Password")
+		return bad("Host must not hold a user name or password")
 	}
 	if u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 		return bad("Host %q: want \"host\", \"host:port\" or \"https://host:port/base/path\"", shown)
@@ -324,7 +490,7 @@ func (cfg Config) httpClient(scheme string, log *slog.Logger) (*http.Client, err
 	tlsSet := cfg.CAFile != "" || cfg.InsecureSkipVerify
 	if cfg.HTTPClient != nil {
 		if cfg.Transport != nil || cfg.Timeout != 0 || tlsSet {
-			return nil, fmt.Errorf("%w: HTTPClient is used as is: leave Transport, Timeout, CAFile and InsecureSkipVerify unset", ErrConfig)
+			return nil, fmt.Errorf("%w: HTTPClient is used as is: Transport, Timeout, CAFile and InsecureSkipVerify must be unset", ErrConfig)
 		}
 		return cfg.HTTPClient, nil
 	}
@@ -338,7 +504,7 @@ func (cfg Config) httpClient(scheme string, log *slog.Logger) (*http.Client, err
 	rt := cfg.Transport
 	if rt != nil {
 		if tlsSet {
-			return nil, fmt.Errorf("%w: CAFile and InsecureSkipVerify cannot apply to a custom Transport: configure its TLS yourself", ErrConfig)
+			return nil, fmt.Errorf("%w: CAFile and InsecureSkipVerify cannot apply to a custom Transport", ErrConfig)
 		}
 		return &http.Client{Transport: rt, Timeout: timeout}, nil
 	}

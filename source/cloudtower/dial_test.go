@@ -2,6 +2,7 @@ package cloudtower
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -83,8 +84,8 @@ func TestDialConfigErrors(t *testing.T) {
 	}{
 		{Config{Host: "h"}, "no credentials"},
 		{Config{Host: "h", Username: "u"}, "has no Password"},
-		{Config{Host: "h", Token: "t", Username: "u"}, "not both"},
-		{Config{Host: "h", Token: "t", Password: testPassword}, "not both"},
+		{Config{Host: "h", Token: "t", Username: "u"}, "both Token and Username"},
+		{Config{Host: "h", Token: "t", Password: testPassword}, "both Token and Username"},
 		{Config{Host: "h", Token: "t", HTTPClient: http.DefaultClient, Timeout: time.Second}, "used as is"},
 		{Config{Host: "h", Token: "t", HTTPClient: http.DefaultClient, CAFile: "x"}, "used as is"},
 		{Config{Host: "h", Token: "t", Transport: http.DefaultTransport, InsecureSkipVerify: true}, "custom Transport"},
@@ -193,9 +194,9 @@ func TestDialLoginRefused(t *testing.T) {
 		msg    string
 	}{
 		{400, fmt.Sprintf(errorJSON, "invalid credentials for %s", 400), ErrUnauthorized, "invalid credentials for"},
-		{401, fmt.Sprintf(errorJSON, "no: %s", 401), ErrUnauthorized, "check the username, password"},
-		{403, "", ErrUnauthorized, "check the username, password"},
-		{404, fmt.Sprintf(errorJSON, "%s", 404), ErrUnsupported, "no login API here"},
+		{401, fmt.Sprintf(errorJSON, "no: %s", 401), ErrUnauthorized, "HTTP 401 Unauthorized"},
+		{403, "", ErrUnauthorized, "HTTP 403 Forbidden"},
+		{404, fmt.Sprintf(errorJSON, "%s", 404), ErrUnsupported, "HTTP 404"},
 		{500, fmt.Sprintf(errorJSON, "crashed on %s", 500), nil, "crashed on"},
 		{200, `{"data":{}}`, nil, "holds no token"},
 		{200, `{"data":{"token":""}}`, nil, "holds no token"},
@@ -236,7 +237,7 @@ func TestDialLoginRefused(t *testing.T) {
 		srv := httptest.NewServer(http.NotFoundHandler())
 		srv.Close()
 		_, err := Dial(context.Background(), Config{Host: srv.URL, Username: "watcher", Password: testPassword})
-		if err == nil || !strings.Contains(err.Error(), "check Host and Scheme") {
+		if err == nil || !strings.Contains(err.Error(), "request failed") || !strings.Contains(err.Error(), "(server "+srv.URL) {
 			t.Errorf("err = %v", err)
 		}
 		assertNoSecret(t, "err.Error()", err.Error(), testPassword)
@@ -246,7 +247,7 @@ func TestDialLoginRefused(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() { <-arrived; cancel() }()
 		_, err := Dial(ctx, Config{Host: srv.URL, Username: "watcher", Password: testPassword, Transport: srv.Client().Transport})
-		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "did not finish") {
+		if !errors.Is(err, context.Canceled) {
 			t.Errorf("err = %v, want context.Canceled", err)
 		}
 	})
@@ -280,7 +281,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	var warnings []string
 	var last error
-	for _, err := range Watch(context.Background(), New(c), stream.After(stream.RevisionFromUint64(1)),
+	for _, err := range New(c).Watch(context.Background(), stream.After(stream.RevisionFromUint64(1)),
 		stream.Logger(logger), stream.Backoff(time.Millisecond, time.Millisecond),
 		stream.OnWarning(func(err error) { warnings = append(warnings, err.Error()) })) {
 		last = err
@@ -323,8 +324,9 @@ func TestDialTLS(t *testing.T) {
 		cfg := cfg
 		cfg.Logger = logger
 		_, err := Dial(context.Background(), cfg)
-		if err == nil || !strings.Contains(err.Error(), "set CAFile") {
-			t.Errorf("err = %v, want a hint to set CAFile", err)
+		var unknownCA x509.UnknownAuthorityError
+		if !errors.As(err, &unknownCA) {
+			t.Errorf("err = %v, want an x509.UnknownAuthorityError", err)
 		}
 	})
 	t.Run("CAFile", func(t *testing.T) {

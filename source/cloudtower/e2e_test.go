@@ -56,7 +56,7 @@ func drain(t *testing.T, src *Source, last uint64, opts ...stream.Option) ([]*mo
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var got []*models.ResourceChangeEvent
-	for ev, err := range Watch(ctx, src, opts...) {
+	for ev, err := range src.Watch(ctx, opts...) {
 		if err != nil {
 			return got, err
 		}

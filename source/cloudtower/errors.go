@@ -21,23 +21,65 @@ var (
 	// ErrUnsupported reports that the server has no resource-change API
 	// (HTTP 404 on GET /resource-changes, whatever the body), or no login
 	// API at the configured base path. Retrying cannot help: check Host and
-	// BasePath, or upgrade CloudTower to a version with resource changes.
+	// BasePath (default DefaultBasePath), or upgrade CloudTower to a
+	// version with resource changes.
 	ErrUnsupported = errors.New("resource-change API not supported by this server")
 
 	// ErrUnauthorized reports that the server refused the credentials
-	// (HTTP 401 or 403, or a 400 on login). Check the username, password
-	// and user source, or the token; a token may have expired: Dial again
-	// and resume after the last handled revision.
+	// (HTTP 401 or 403, or a 400 on login). On POST /login check the
+	// username, password and user source (and AuthConfigID for AUTHN). On
+	// GET /resource-changes, APIError.Credentials says what was sent:
+	// CloudTower's specification secures that operation with HTTP Basic,
+	// so set Config.APIUsername and APIPassword (or the APICredentials
+	// option) if the token was sent, or check them if they were; a token
+	// may also have expired: Dial again and resume after the last handled
+	// revision.
 	ErrUnauthorized = errors.New("authentication refused")
 
 	// ErrBadRequest reports that the server rejected the request itself
 	// (HTTP 400, or another 4xx that retrying cannot fix). The error's
 	// message includes the server's explanation; check the filter options
-	// (ResourceTypes, ResourceID, Action) and the start revision.
+	// (ResourceTypes, ResourceID, Action: the server spells them "Vm",
+	// "INSERT", ...) and the start revision.
 	ErrBadRequest = errors.New("request rejected by the server")
 
-	// errNoClient is returned (as fatal) by a Source built without a client.
-	errNoClient = errors.New("cloudtower: the Source has no client: build it with New(c) or NewFromService(svc) and a non-nil argument")
+	// ErrConfig is wrapped by the errors of Config.Validate and Dial for an
+	// invalid Config. It wraps stream.ErrInvalidOption.
+	ErrConfig error = &wrapSentinel{msg: "invalid cloudtower config", err: stream.ErrInvalidOption}
+
+	// errNoClient is returned (as fatal) by a Source built without a
+	// client: build it with New(c) or NewFromService(svc) and a non-nil
+	// argument.
+	errNoClient = errors.New("cloudtower: Source has no client")
+)
+
+// wrapSentinel is a sentinel error that wraps another one.
+type wrapSentinel struct {
+	msg string
+	err error
+}
+
+func (e *wrapSentinel) Error() string { return e.msg }
+func (e *wrapSentinel) Unwrap() error { return e.err }
+
+// Credentials says which credentials a GET /resource-changes request
+// carried (APIError.Credentials). It never holds their values.
+type Credentials string
+
+// The credentials a resource-change request may carry.
+const (
+	// CredentialsUnknown: the Source cannot tell (a client not made by
+	// Dial, without the APICredentials option).
+	CredentialsUnknown Credentials = ""
+	// CredentialsNone: no credentials at all.
+	CredentialsNone Credentials = "none"
+	// CredentialsToken: the login token, in the Authorization header.
+	CredentialsToken Credentials = "token"
+	// CredentialsAPI: the API credentials (Config.APIUsername or the
+	// APICredentials option), with HTTP Basic.
+	CredentialsAPI Credentials = "API credentials"
+	// CredentialsOther: an AuthInfo set by a ClientOptions option.
+	CredentialsOther Credentials = "client option"
 )
 
 // APIError is an HTTP error response from CloudTower. Use errors.As to
@@ -54,12 +96,17 @@ type APIError struct {
 	Status  int    // the HTTP status code
 	Message string // the server's explanation, "" if it sent none we could decode
 	Err     error  // the SDK's error
+	// Credentials says what GET /resource-changes carried (never their
+	// values); "" for POST /login and when the Source cannot tell.
+	Credentials Credentials
 
 	kind       kind
 	retryAfter time.Duration
 }
 
-// Error describes the failure and what to do about it.
+// Error describes the failure: the request, the status, the server's
+// message and, for a refused resource-change request, which credentials
+// it carried. Advice is in the doc comments of the sentinels.
 func (e *APIError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "cloudtower: %s: HTTP %d", e.Op, e.Status)
@@ -69,8 +116,8 @@ func (e *APIError) Error() string {
 	if e.Message != "" {
 		b.WriteString(": " + shorten(e.Message))
 	}
-	if h := e.kind.hint(e.Op); h != "" {
-		b.WriteString(": " + h)
+	if e.kind == kindUnauthorized && e.Credentials != CredentialsUnknown {
+		fmt.Fprintf(&b, " (sent: %s)", e.Credentials)
 	}
 	if e.retryAfter > 0 {
 		fmt.Fprintf(&b, " (the server asks to retry after %v)", e.retryAfter)
@@ -115,27 +162,6 @@ func (k kind) sentinel() error {
 		return ErrBadRequest
 	}
 	return nil
-}
-
-func (k kind) hint(op string) string {
-	switch k {
-	case kindUnsupported:
-		if op == opLogin {
-			return "no login API here: check Host and BasePath (default " + DefaultBasePath + "); is this a CloudTower server?"
-		}
-		return "this server has no resource-change API: check Host and BasePath (default " + DefaultBasePath + "), or upgrade CloudTower"
-	case kindUnauthorized:
-		if op == opLogin {
-			return "login refused: check the username, password and user source (and AuthConfigID for AUTHN)"
-		}
-		return "authentication refused: check the username, password and user source, the user's permissions, or the token (it may have expired: Dial again and resume after the last handled revision)"
-	case kindBadRequest:
-		if op == opLogin {
-			return "request rejected: check the login settings"
-		}
-		return "request rejected: check the filter options (ResourceTypes, ResourceID, Action) and the start revision"
-	}
-	return ""
 }
 
 const (
@@ -193,7 +219,7 @@ func classify(op string, err error) (_ error, fatal bool) {
 				ct = unexp.Response().GetHeader("Content-Type")
 			}
 			return fmt.Errorf("cloudtower: %s: undecodable response body (Content-Type %s): %w", op, ct, err), false
-		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.Is(err, stream.ErrProtocol):
 			return fmt.Errorf("cloudtower: %s: %w", op, err), false
 		default:
 			return fmt.Errorf("cloudtower: %s: request failed: %w", op, err), false

@@ -57,7 +57,7 @@ func TestErrorTable(t *testing.T) {
 	}{
 		// 404, whatever the body: the server has no resource-change API.
 		{"404 json", 404, json, fmt.Sprintf(errorJSON, "no route", 404), nil,
-			want{is: ErrUnsupported, fatal: true, status: 404, msg: "no resource-change API", as: asNotFound}},
+			want{is: ErrUnsupported, fatal: true, status: 404, msg: "HTTP 404 Not Found: no route", as: asNotFound}},
 		{"404 json empty body", 404, json, "", nil,
 			want{is: ErrUnsupported, fatal: true, status: 404, as: asNotFound}},
 		{"404 plain text", 404, "text/plain; charset=utf-8", "Cannot GET /v2/api/resource-changes", nil,
@@ -72,10 +72,10 @@ func TestErrorTable(t *testing.T) {
 		{"400 json", 400, json, fmt.Sprintf(errorJSON, "limit must not be greater than 1000", 400), nil,
 			want{is: ErrBadRequest, fatal: true, status: 400, msg: "limit must not be greater than 1000", as: asBadRequest}},
 		{"400 text", 400, "text/plain", "bad", nil,
-			want{is: ErrBadRequest, fatal: true, status: 400, msg: "check the filter options", as: asUnexpected}},
+			want{is: ErrBadRequest, fatal: true, status: 400, msg: "HTTP 400 Bad Request", as: asUnexpected}},
 		// 401, 403: credentials.
 		{"401 json", 401, json, fmt.Sprintf(errorJSON, "token expired", 401), nil,
-			want{is: ErrUnauthorized, fatal: true, status: 401, msg: "check the username, password", as: asRuntime}},
+			want{is: ErrUnauthorized, fatal: true, status: 401, msg: "HTTP 401 Unauthorized (sent: token)", as: asRuntime}},
 		{"401 empty", 401, "", "", nil,
 			want{is: ErrUnauthorized, fatal: true, status: 401, as: asRuntime}},
 		{"403", 403, json, fmt.Sprintf(errorJSON, "forbidden", 403), nil,

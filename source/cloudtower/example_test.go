@@ -33,7 +33,7 @@ func Example() {
 
 	src := cloudtower.New(c, cloudtower.ResourceTypes(fakeserver.TypeVM, fakeserver.TypeHost))
 	n := 0
-	for ev, err := range cloudtower.Watch(ctx, src, stream.After(stream.MustParseRevision("0"))) {
+	for ev, err := range src.Watch(ctx, cloudtower.After(stream.MustParseRevision("0"))) {
 		if err != nil {
 			fmt.Println("ended:", err) // see the package documentation's error table
 			return
@@ -68,7 +68,7 @@ func Example_unsupported() {
 	defer cloudtower.CloseIdleConnections(c)
 
 	quiet := slog.New(slog.DiscardHandler)
-	for _, err := range cloudtower.Watch(ctx, cloudtower.New(c), stream.Logger(quiet)) {
+	for _, err := range cloudtower.New(c).Watch(ctx, stream.Logger(quiet)) {
 		var apiErr *cloudtower.APIError
 		if errors.Is(err, cloudtower.ErrUnsupported) && errors.As(err, &apiErr) {
 			fmt.Println("unsupported, HTTP", apiErr.Status)

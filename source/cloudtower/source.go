@@ -2,11 +2,13 @@ package cloudtower
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"strings"
 
 	"github.com/go-openapi/runtime"
+	httptransport "github.com/go-openapi/runtime/client"
 	"github.com/go-openapi/strfmt"
 	"github.com/smartxworks/cloudtower-go-sdk/v2/client"
 	"github.com/smartxworks/cloudtower-go-sdk/v2/client/resource_change"
@@ -29,11 +31,13 @@ const ExternalCloudTowerHeader = "external-cloudtower-id"
 //
 // A Source holds no state between polls and is safe for concurrent use.
 type Source struct {
-	svc    resource_change.ClientService
-	types  string // comma-joined, "" for all
-	id     string
-	action string
-	copts  []resource_change.ClientOption
+	svc      resource_change.ClientService
+	types    string // comma-joined, "" for all
+	id       string
+	action   string
+	copts    []resource_change.ClientOption
+	maxBytes int64       // bound of a 200 body
+	creds    Credentials // what the client sends on GET /resource-changes when no option sets AuthInfo
 }
 
 var _ stream.Source[*models.ResourceChangeEvent] = (*Source)(nil)
@@ -78,6 +82,60 @@ func ExternalCloudTowerID(id string) Option {
 	}
 }
 
+// APICredentials authenticates every poll with HTTP Basic and these API
+// credentials (the operation's AuthInfo), as CloudTower's specification
+// requires for GET /resource-changes, instead of the client's default
+// authentication (the login token). It is for a client not made by Dial
+// with Config.APIUsername, which does the same. The empty user name sends
+// nothing. A later ClientOptions option that sets AuthInfo wins.
+func APICredentials(username, password string) Option {
+	return func(s *Source) {
+		if username != "" {
+			s.copts = append(s.copts, basicAuth(username, password))
+		}
+	}
+}
+
+// basicAuth is the client option of APICredentials. Its AuthInfo is an
+// apiAuth, so that a poll can tell which credentials it sent.
+func basicAuth(username, password string) resource_change.ClientOption {
+	w := apiAuth{httptransport.BasicAuth(username, password)}
+	return func(op *runtime.ClientOperation) { op.AuthInfo = w }
+}
+
+// apiAuth marks the AuthInfo of APICredentials.
+type apiAuth struct{ runtime.ClientAuthInfoWriter }
+
+// Header sends the request header name: value with every poll (on top of
+// the client's; Config.Headers does the same for a client from Dial).
+// Calls accumulate; a later one for the same name replaces the value.
+func Header(name, value string) Option {
+	return func(s *Source) { s.copts = append(s.copts, WithHeader(name, value)) }
+}
+
+// BypassWhitelist sends the header "x-bypass-whitelist: true"
+// (BypassWhitelistHeader) with every poll, as Config.BypassWhitelist does
+// for a client from Dial.
+func BypassWhitelist() Option { return Header(BypassWhitelistHeader, "true") }
+
+// DefaultMaxResponseBytes is the default bound of a response body: enough
+// for a page of 1000 large VM objects.
+const DefaultMaxResponseBytes = 64 << 20
+
+// MaxResponseBytes bounds the size of a 200 response body (default
+// DefaultMaxResponseBytes; n <= 0 means the default). A larger body is not
+// read further: the poll fails with an error wrapping stream.ErrProtocol,
+// which the engine retries and reports as a warning, and memory stays near
+// n however long the body is.
+func MaxResponseBytes(n int64) Option {
+	return func(s *Source) {
+		if n <= 0 {
+			n = DefaultMaxResponseBytes
+		}
+		s.maxBytes = n
+	}
+}
+
 // ClientOptions adds SDK client options, applied to every poll's request
 // after the Source's own. Calls accumulate.
 func ClientOptions(opts ...resource_change.ClientOption) Option {
@@ -111,17 +169,24 @@ func WithHeader(name, value string) resource_change.ClientOption {
 // every poll fails with a fatal error saying so; it does not panic.
 func New(c *client.Cloudtower, opts ...Option) *Source {
 	var svc resource_change.ClientService
+	creds := CredentialsUnknown
 	if c != nil {
 		svc = c.ResourceChange
+		if dt, ok := c.Transport.(*dialTransport); ok {
+			creds = dt.changes
+		}
 	}
-	return NewFromService(svc, opts...)
+	s := NewFromService(svc, opts...)
+	s.creds = creds
+	return s
 }
 
 // NewFromService returns a Source that polls through svc, the SDK's
 // resource-change service (c.ResourceChange) or a stand-in for it. A nil
 // svc gives a Source whose every poll fails with a fatal error.
 func NewFromService(svc resource_change.ClientService, opts ...Option) *Source {
-	s := &Source{svc: svc, copts: []resource_change.ClientOption{decodeFast}}
+	s := &Source{svc: svc, maxBytes: DefaultMaxResponseBytes}
+	s.copts = []resource_change.ClientOption{s.decodeFast}
 	for _, o := range opts {
 		if o != nil {
 			o(s)
@@ -161,9 +226,22 @@ func (s *Source) Poll(ctx context.Context, after stream.Revision, limit int) (st
 	if s.action != "" {
 		params.SetAction(ptr(s.action))
 	}
-	resp, err := s.svc.GetResourceChanges(params, s.copts...)
+	sent := s.creds
+	resp, err := s.svc.GetResourceChanges(params, append(s.copts[:len(s.copts):len(s.copts)], func(op *runtime.ClientOperation) {
+		switch op.AuthInfo.(type) {
+		case nil:
+		case apiAuth:
+			sent = CredentialsAPI
+		default:
+			sent = CredentialsOther
+		}
+	})...)
 	if err != nil {
 		err, fatal := classify(opPoll, err)
+		var ae *APIError
+		if errors.As(err, &ae) {
+			ae.Credentials = sent
+		}
 		if fatal {
 			err = stream.Fatal(err)
 		}
@@ -202,22 +280,28 @@ func RevisionOf(ev *models.ResourceChangeEvent) (stream.Revision, error) {
 	return stream.ParseRevision(*ev.Revision)
 }
 
-// Watch watches src with the stream engine: it is
-// stream.Watch[*models.ResourceChangeEvent](ctx, src, opts...), without
-// the type argument that Go cannot infer from *Source. The stream starts
-// at the server's head unless stream.After is given:
+// Watch watches s with the stream engine: it is
+// stream.Watch[*models.ResourceChangeEvent](ctx, s, opts...), with the same
+// defaults. The stream starts at the server's head unless After or
+// FromStart is given:
 //
-//	for ev, err := range cloudtower.Watch(ctx, src, stream.After(rev)) {
+//	for ev, err := range src.Watch(ctx, cloudtower.After(rev)) {
 //		if err != nil {
 //			return err // ended: see the package documentation
 //		}
 //		handle(ev)
 //	}
 //
-// A nil src yields one fatal error.
-func Watch(ctx context.Context, src *Source, opts ...stream.Option) iter.Seq2[*models.ResourceChangeEvent, error] {
-	return stream.Watch[*models.ResourceChangeEvent](ctx, src, opts...)
+// A nil s yields one fatal error.
+func (s *Source) Watch(ctx context.Context, opts ...stream.Option) iter.Seq2[*models.ResourceChangeEvent, error] {
+	return stream.Watch[*models.ResourceChangeEvent](ctx, s, opts...)
 }
+
+// After is stream.After: start after rev (exclusive).
+func After(rev stream.Revision) stream.Option { return stream.After(rev) }
+
+// FromNow is stream.FromNow: start at the server's head (the default).
+func FromNow() stream.Option { return stream.FromNow() }
 
 // optionalRevision parses a revision the server may leave out: nil or ""
 // is the zero Revision.

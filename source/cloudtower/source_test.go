@@ -200,7 +200,7 @@ func TestNilSource(t *testing.T) {
 			t.Errorf("%s: Poll err = %v, want a fatal errNoClient", name, err)
 		}
 		n := 0
-		for ev, err := range Watch(context.Background(), src) {
+		for ev, err := range src.Watch(context.Background()) {
 			n++
 			if ev != nil || !errors.Is(err, errNoClient) {
 				t.Errorf("%s: Watch yielded %v, %v", name, ev, err)

@@ -39,7 +39,7 @@ func TestSynctestCompacted(t *testing.T) {
 		// Below the compact revision: history is gone.
 		var last error
 		n := 0
-		for _, err := range Watch(t.Context(), src, stream.After(stream.RevisionFromUint64(50))) {
+		for _, err := range src.Watch(t.Context(), stream.After(stream.RevisionFromUint64(50))) {
 			if err == nil {
 				n++
 			}
@@ -88,7 +88,7 @@ func TestSynctestCancelHung(t *testing.T) {
 				done := make(chan result)
 				go func() {
 					var r result
-					for _, err := range Watch(ctx, src, stream.After(stream.RevisionFromUint64(0)),
+					for _, err := range src.Watch(ctx, stream.After(stream.RevisionFromUint64(0)),
 						stream.PageSize(10), stream.Prefetch(prefetch)) {
 						if err != nil {
 							r.err = err

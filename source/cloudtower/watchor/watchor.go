@@ -283,7 +283,7 @@ func (c *ResourceChangeWatchClient) poll(ctx context.Context, r *run, from strea
 	defer close(r.errors)
 
 	var fatal error
-	for ev, err := range cloudtower.Watch(ctx, c.src, from,
+	for ev, err := range c.src.Watch(ctx, from,
 		stream.PollInterval(c.interval),
 		stream.MaxRetries(c.maxRetries),
 		stream.Backoff(c.interval, max(stream.DefaultMaxBackoff, c.interval)),
