@@ -38,6 +38,19 @@
 // backoff wait and the prefetch before the range statement returns: no
 // goroutine outlives the loop.
 //
+// # Start positions
+//
+// FromNow (the default) starts at the server's head, After(r) after the
+// revision r, FromStart at the oldest change the server keeps. After with
+// the zero Revision is an invalid option.
+//
+// # Options
+//
+// An option given a bad value records an error wrapping ErrInvalidOption.
+// Option.Err returns it where the option is made and Validate checks a
+// list, so a caller (a command-line parser, a constructor) can report it
+// before anything runs; Watch yields the same error as its only value.
+//
 // # Errors
 //
 // The sequence ends with exactly one non-nil error unless the consumer
@@ -48,13 +61,48 @@
 //     below the server's compact revision: history was lost;
 //   - an error marked with Fatal by the source (bad request, refused
 //     credentials, unsupported server), at once, without retrying;
-//   - a *RetryError (errors.Is(err, ErrRetriesExhausted)) once MaxRetries
-//     retries in a row have failed;
+//   - a *RetryError (errors.Is(err, ErrRetriesExhausted)) once the retry
+//     policy's MaxRetries retries in a row have failed;
 //   - an error wrapping ErrInvalidOption, as the only value, for bad options.
 //
-// Every other failure is retried with exponential backoff and jitter,
-// forever by default; it is reported to the OnWarning hook and logged, but
-// never yielded.
+// Every other failure is retried under the RetryPolicy (see Retry;
+// exponential backoff with jitter, forever by default); it is reported to
+// the OnWarning hook and logged, but never yielded.
+//
+// IsFinal is the one rule for what such an error means to the layers
+// above: ctx.Err(), Fatal errors, ErrInvalidOption and ErrCompacted are
+// final (opening the stream again cannot help without a new decision),
+// a *RetryError is not (a supervisor such as operators.Resume reopens
+// After(RetryError.Position)). RetryPolicy and Retrier are exported so
+// that those layers wait between reopens exactly as the engine waits
+// between polls.
+//
+// # When a Source is polled
+//
+// What a Source may infer from a call of Poll(ctx, after, limit), for
+// example to acknowledge what the consumer has finished with:
+//
+//   - With Prefetch(false), when Poll is called after a revision r other
+//     than the start position (After's revision, the head FromNow learned,
+//     or 0 or the compact revision FromStart moved to), the item with
+//     revision r has been delivered
+//     and the loop body that received it has returned; so has every item
+//     before it. The next poll follows that return (and, once caught up,
+//     the poll interval).
+//   - With prefetching (the default), Poll after r may be called as soon
+//     as the page holding r has been received, before r and the rest of
+//     that page are delivered: while catching up, the engine asks for the
+//     next page at once. What holds then is one page less: every item up
+//     to the after revision of the previous successful poll (the start of
+//     the page holding r) has been delivered and handled. A poll that
+//     finds the stream caught up is never followed by a prefetch, so the
+//     next poll after it behaves as with Prefetch(false).
+//   - A failed poll is retried with the same after revision; a poll after
+//     the zero Revision (learning the head, FromNow) carries no such
+//     meaning, and neither does a poll whose ctx is cancelled before it
+//     returns (the consumer broke out, or a prefetch was abandoned): no
+//     item of its page is delivered.
+//   - Poll after r never implies that an item newer than r was delivered.
 //
 // The position only moves with delivered items. A source that filters on
 // the server (such as CloudTower's resource_type) may therefore sit at an

@@ -34,7 +34,7 @@ func ExampleNewSource() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	n := 0
-	for item, err := range stream.Watch(ctx, src, stream.After(stream.MustParseRevision("0"))) {
+	for item, err := range stream.Watch(ctx, src, stream.FromStart()) {
 		if err != nil {
 			fmt.Println("stream ended:", err)
 			return

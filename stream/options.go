@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -15,45 +16,76 @@ const (
 	DefaultPollTimeout  = 60 * time.Second
 )
 
-// Option configures Watch.
+// Option configures Watch. An option given a bad value records an error
+// wrapping ErrInvalidOption: Err returns it at once (and Validate checks a
+// list), and Watch yields it as the sequence's only value.
 type Option func(*config)
+
+// Err returns the error o records, wrapping ErrInvalidOption, or nil if o
+// is valid. It applies o to a scratch configuration. A nil Option is valid
+// and does nothing.
+func (o Option) Err() error {
+	if o == nil {
+		return nil
+	}
+	var c config
+	o(&c)
+	return errors.Join(c.errs...)
+}
+
+// Validate returns the errors of opts, joined (nil if every option is
+// valid): the error Watch would yield for them.
+func Validate(opts ...Option) error {
+	var errs []error
+	for _, o := range opts {
+		if err := o.Err(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // PollInfo describes one successful poll, for progress displays and
 // metrics. See OnPoll.
 type PollInfo struct {
-	Position Revision // last revision delivered or started after, before this page
-	Last     Revision // newest revision in this page, zero if it had none
-	Head     Revision // the server's head revision, zero if unknown
-	Compact  Revision // the server's compact revision, zero if none
-	Items    int      // items the page held
-	New      int      // items that will be delivered (not seen before)
-	CaughtUp bool     // the engine believes nothing more is waiting
+	Position Revision      // last revision delivered or started after, before this page
+	Last     Revision      // newest revision in this page, zero if it had none
+	Head     Revision      // the server's head revision, zero if unknown
+	Compact  Revision      // the server's compact revision, zero if none
+	Items    int           // items the page held
+	New      int           // items that will be delivered (not seen before)
+	CaughtUp bool          // the engine believes nothing more is waiting
+	Duration time.Duration // how long the poll took
 }
 
+// start is where a stream starts.
+type start int
+
+const (
+	startNow   start = iota // at the server's head
+	startFirst              // at the oldest change kept
+	startAfter              // after config.after
+)
+
 type config struct {
+	start       start
 	after       Revision
-	fromNow     bool
 	interval    time.Duration
 	pageSize    int
-	maxRetries  int // -1: forever
-	minBackoff  time.Duration
-	maxBackoff  time.Duration
+	retry       RetryPolicy
 	pollTimeout time.Duration
 	prefetch    bool
 	onWarning   func(error)
 	onPoll      func(PollInfo)
 	logger      *slog.Logger
-	err         error
+	errs        []error
 }
 
 func newConfig(opts []Option) *config {
 	c := &config{
-		fromNow:     true,
 		interval:    DefaultPollInterval,
 		pageSize:    DefaultPageSize,
-		maxRetries:  -1,
-		minBackoff:  DefaultMinBackoff,
-		maxBackoff:  DefaultMaxBackoff,
+		retry:       DefaultRetryPolicy(),
 		pollTimeout: DefaultPollTimeout,
 		prefetch:    true,
 	}
@@ -69,22 +101,35 @@ func newConfig(opts []Option) *config {
 }
 
 func (c *config) fail(format string, args ...any) {
-	if c.err == nil {
-		c.err = fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
-	}
+	c.errs = append(c.errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...))
 }
 
 // After starts the stream after rev: the first change delivered is the
-// first one newer than rev. The zero Revision means the same as FromNow.
+// first one newer than rev. rev must not be the zero Revision: say FromNow
+// or FromStart instead.
 func After(rev Revision) Option {
-	return func(c *config) { c.after, c.fromNow = rev, rev.IsZero() }
+	return func(c *config) {
+		if rev.IsZero() {
+			c.fail("After: zero revision")
+		}
+		c.start, c.after = startAfter, rev
+	}
 }
 
 // FromNow starts the stream at the server's head: it asks for the head
 // revision first, then delivers only changes that follow it. This is the
-// default.
+// default. On a source that reports no head, it starts as FromStart.
 func FromNow() Option {
-	return func(c *config) { c.after, c.fromNow = Revision{}, true }
+	return func(c *config) { c.start, c.after = startNow, Revision{} }
+}
+
+// FromStart starts the stream at the oldest change the server keeps: it
+// polls after revision 0, and while nothing has been delivered yet, a
+// compact revision above the position moves the position up to it instead
+// of ending the stream with ErrCompacted (nothing that is kept was
+// skipped).
+func FromStart() Option {
+	return func(c *config) { c.start, c.after = startFirst, Revision{} }
 }
 
 // PollInterval sets the wait between polls once the stream has caught up
@@ -111,26 +156,38 @@ func PageSize(n int) Option {
 	}
 }
 
+// Retry sets the policy for retrying failed polls (default
+// DefaultRetryPolicy()). MaxRetries and Backoff change single fields of it.
+func Retry(p RetryPolicy) Option {
+	return func(c *config) {
+		if err := p.Validate(); err != nil {
+			c.errs = append(c.errs, err)
+		}
+		c.retry = p
+	}
+}
+
 // MaxRetries bounds the retries of a failing poll: after n retries in a row
 // have failed, the stream ends with a *RetryError. MaxRetries(0) ends it at
-// the first failure. The default is to retry forever. n must not be negative.
+// the first failure; NoRetryLimit, the default, retries forever.
 func MaxRetries(n int) Option {
 	return func(c *config) {
-		if n < 0 {
-			c.fail("MaxRetries(%d): must not be negative", n)
+		if n < NoRetryLimit {
+			c.fail("MaxRetries(%d): below NoRetryLimit", n)
 		}
-		c.maxRetries = n
+		c.retry.MaxRetries = n
 	}
 }
 
 // Backoff sets the bounds of the wait before a retry (default 500 ms to
-// 30 s). The wait grows exponentially from min, with jitter, up to max.
+// 30 s): the Min and Max of the retry policy. The wait grows exponentially
+// from min, with jitter, up to max.
 func Backoff(min, max time.Duration) Option {
 	return func(c *config) {
 		if min <= 0 || max < min {
 			c.fail("Backoff(%v, %v): want 0 < min <= max", min, max)
 		}
-		c.minBackoff, c.maxBackoff = min, max
+		c.retry.Min, c.retry.Max = min, max
 	}
 }
 

@@ -9,8 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
-
 	"github.com/towerwatch/towerwatch/internal/ctxtime"
 )
 
@@ -46,8 +44,8 @@ func Watch[E any](ctx context.Context, src Source[E], opts ...Option) iter.Seq2[
 	cfg := newConfig(opts)
 	return func(yield func(E, error) bool) {
 		var zero E
-		if cfg.err != nil {
-			yield(zero, cfg.err)
+		if err := errors.Join(cfg.errs...); err != nil {
+			yield(zero, err)
 			return
 		}
 		if src == nil {
@@ -62,15 +60,19 @@ func Watch[E any](ctx context.Context, src Source[E], opts ...Option) iter.Seq2[
 }
 
 type result[E any] struct {
-	after Revision
-	page  Page[E]
-	err   error
+	after    Revision
+	page     Page[E]
+	err      error
+	duration time.Duration
 }
 
 type engine[E any] struct {
 	cfg *config
 	src Source[E]
 	pos Revision // last revision delivered, or started after
+	// fromStart: nothing delivered yet, and the stream starts at the
+	// oldest change kept, so a compact revision above pos moves pos.
+	fromStart bool
 
 	// scratch, reused between pages
 	revs  []Revision
@@ -91,32 +93,29 @@ func (e *engine[E]) run(parent context.Context, yield func(E, error) bool) error
 		}
 	}()
 
-	bo := &backoff.ExponentialBackOff{
-		InitialInterval:     e.cfg.minBackoff,
-		RandomizationFactor: 0.5,
-		Multiplier:          2,
-		MaxInterval:         e.cfg.maxBackoff,
-	}
-	bo.Reset()
-	failures := 0
-
-	if e.cfg.fromNow {
-		if err := e.learnHead(ctx, bo); err != nil {
-			return err
-		}
-	} else {
+	needHead := false
+	switch e.cfg.start {
+	case startNow:
+		needHead = true
+	case startFirst:
+		e.pos, e.fromStart = Revision{d: "0"}, true
+	case startAfter:
 		e.pos = e.cfg.after
 	}
+	retry := e.cfg.retry.Start()
 	for {
 		var res result[E]
-		if pending != nil {
+		switch {
+		case needHead:
+			res = e.poll(ctx, Revision{})
+		case pending != nil:
 			select {
 			case res = <-pending:
 				pending = nil
 			case <-ctx.Done():
 				return parent.Err()
 			}
-		} else {
+		default:
 			res = e.poll(ctx, e.pos)
 		}
 		if parent.Err() != nil {
@@ -125,29 +124,38 @@ func (e *engine[E]) run(parent context.Context, yield func(E, error) bool) error
 
 		var caughtUp bool
 		err := res.err
-		if err == nil {
+		if err == nil && !needHead {
 			caughtUp, err = e.accept(res)
 		}
 		if err != nil {
-			if IsFatal(err) || errors.Is(err, ErrCompacted) {
+			// ctx is live: a context error is this poll's timeout.
+			if isFinalFailure(err) {
 				return err
 			}
-			failures++
-			if e.cfg.maxRetries >= 0 && failures > e.cfg.maxRetries {
-				return &RetryError{Attempts: failures, Err: err}
+			wait, ok := retry.Next(err)
+			if !ok {
+				return &RetryError{Attempts: retry.Failures(), Err: err, Position: e.pos}
 			}
-			wait := e.backoff(bo, err)
-			e.warn(err, failures, wait)
+			e.warn(err, retry.Failures(), wait)
 			if err := ctxtime.Sleep(ctx, wait); err != nil {
 				return parent.Err()
 			}
 			continue
 		}
-		if failures > 0 {
-			e.cfg.logger.Info("towerwatch: poll recovered", "failures", failures, "position", e.pos.String())
+		if retry.Failures() > 0 {
+			e.cfg.logger.Info("towerwatch: poll recovered", "failures", retry.Failures(), "position", e.pos.String())
 		}
-		failures = 0
-		bo.Reset()
+		retry.Reset()
+
+		if needHead {
+			needHead = false
+			e.pos = res.page.Head
+			if e.pos.IsZero() { // no head known: from the oldest change kept
+				e.pos, e.fromStart = Revision{d: "0"}, true
+			}
+			e.cfg.logger.Debug("towerwatch: starting from the head revision", "head", e.pos.String())
+			continue
+		}
 
 		items := res.page.Items
 		if !caughtUp && e.cfg.prefetch && len(e.order) > 0 {
@@ -160,7 +168,7 @@ func (e *engine[E]) run(parent context.Context, yield func(E, error) bool) error
 			if err := parent.Err(); err != nil {
 				return err // no change after ctx is done
 			}
-			e.pos = e.revs[j]
+			e.pos, e.fromStart = e.revs[j], false
 			if !yield(items[j], nil) {
 				return nil
 			}
@@ -169,36 +177,6 @@ func (e *engine[E]) run(parent context.Context, yield func(E, error) bool) error
 			if err := ctxtime.Sleep(ctx, jitter(e.cfg.interval)); err != nil {
 				return parent.Err()
 			}
-		}
-	}
-}
-
-// learnHead sets the position to the server's head revision.
-func (e *engine[E]) learnHead(ctx context.Context, bo *backoff.ExponentialBackOff) error {
-	for failures := 1; ; failures++ {
-		res := e.poll(ctx, Revision{})
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if res.err == nil {
-			e.pos = res.page.Head
-			if e.pos.IsZero() {
-				e.pos = Revision{d: "0"}
-			}
-			e.cfg.logger.Debug("towerwatch: starting from the head revision", "head", e.pos.String())
-			bo.Reset()
-			return nil
-		}
-		if IsFatal(res.err) {
-			return res.err
-		}
-		if e.cfg.maxRetries >= 0 && failures > e.cfg.maxRetries {
-			return &RetryError{Attempts: failures, Err: res.err}
-		}
-		wait := e.backoff(bo, res.err)
-		e.warn(res.err, failures, wait)
-		if err := ctxtime.Sleep(ctx, wait); err != nil {
-			return err
 		}
 	}
 }
@@ -214,11 +192,13 @@ func (e *engine[E]) poll(ctx context.Context, after Revision) result[E] {
 		pctx, cancel = context.WithTimeout(ctx, e.cfg.pollTimeout)
 	}
 	defer cancel()
+	start := time.Now()
 	page, err := e.src.Poll(pctx, after, limit)
+	d := time.Since(start)
 	if err != nil && ctx.Err() == nil && pctx.Err() != nil {
 		err = fmt.Errorf("poll timed out after %v: %w", e.cfg.pollTimeout, err)
 	}
-	return result[E]{after: after, page: page, err: err}
+	return result[E]{after: after, page: page, err: err, duration: d}
 }
 
 // accept checks a page against the position and sets e.order to the
@@ -226,6 +206,10 @@ func (e *engine[E]) poll(ctx context.Context, after Revision) result[E] {
 // j is e.revs[j].
 func (e *engine[E]) accept(res result[E]) (caughtUp bool, err error) {
 	p := res.page
+	if e.fromStart && e.pos.Less(p.Compact) {
+		e.cfg.logger.Debug("towerwatch: starting after the compact revision", "compact", p.Compact.String())
+		e.pos = p.Compact
+	}
 	if !p.Compact.IsZero() && e.pos.Less(p.Compact) {
 		return false, &CompactedError{Position: e.pos, Compact: p.Compact}
 	}
@@ -254,7 +238,7 @@ func (e *engine[E]) accept(res result[E]) (caughtUp bool, err error) {
 	}
 	full := len(p.Items) >= e.cfg.pageSize
 	if full && len(e.order) == 0 {
-		return false, fmt.Errorf("%w: a full page after %s held no change newer than %s (a stale or repeated page)", ErrProtocol, res.after, e.pos)
+		return false, fmt.Errorf("%w: full page after %s has no revision above %s", ErrProtocol, res.after, e.pos)
 	}
 	var last Revision
 	if n := len(e.order); n > 0 {
@@ -266,20 +250,9 @@ func (e *engine[E]) accept(res result[E]) (caughtUp bool, err error) {
 	caughtUp = !full && (len(e.order) == 0 || p.Head.IsZero() || !last.Less(p.Head))
 	if e.cfg.onPoll != nil {
 		e.cfg.onPoll(PollInfo{Position: e.pos, Last: last, Head: p.Head, Compact: p.Compact,
-			Items: len(p.Items), New: len(e.order), CaughtUp: caughtUp})
+			Items: len(p.Items), New: len(e.order), CaughtUp: caughtUp, Duration: res.duration})
 	}
 	return caughtUp, nil
-}
-
-// backoff returns the wait before the next retry after err, within the
-// configured bounds.
-func (e *engine[E]) backoff(bo *backoff.ExponentialBackOff, err error) time.Duration {
-	wait := bo.NextBackOff()
-	var ra RetryAfterError
-	if errors.As(err, &ra) {
-		wait = max(wait, ra.RetryAfter())
-	}
-	return min(max(wait, e.cfg.minBackoff), e.cfg.maxBackoff)
 }
 
 func (e *engine[E]) warn(err error, failures int, wait time.Duration) {

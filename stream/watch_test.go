@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/towerwatch/towerwatch/stream"
+	"github.com/towerwatch/towerwatch/stream/streamtest"
 )
 
 func after(n uint64) stream.Option { return stream.After(stream.RevisionFromUint64(n)) }
@@ -30,8 +31,8 @@ func drainN(t *testing.T, seq func(func(change, error) bool), n int) []string {
 func TestWatchDeliversBacklogInOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFeed(2500)
-		got := drainN(t, stream.Watch(t.Context(), f, after(0), stream.PageSize(100), quiet()), 2500)
-		if want := f.since(0); !slices.Equal(got, want) {
+		got := drainN(t, stream.Watch(t.Context(), f, stream.FromStart(), stream.PageSize(100), quiet()), 2500)
+		if want := since(f, 0); !slices.Equal(got, want) {
 			t.Fatalf("got %d items, want %d; first diff at %d", len(got), len(want), firstDiff(got, want))
 		}
 	})
@@ -48,26 +49,23 @@ func TestWatchGuaranteesUnderServerKnobs(t *testing.T) {
 					t.Run(name, func(t *testing.T) {
 						synctest.Test(t, func(t *testing.T) {
 							f := newFeed(1000)
-							f.inclusive, f.repeat = inclusive, repeat
-							if shuffle {
-								f.shuffle = rand.New(rand.NewPCG(1, 2))
-							}
-							f.inject(nil, failWith(errFlaky), nil, nil, failWith(errFlaky), failWith(errFlaky))
+							f.SetBehavior(streamtest.Behavior{Inclusive: inclusive, Shuffle: shuffle, RepeatEvery: repeat})
+							f.Inject(nil, failWith(errFlaky), nil, nil, failWith(errFlaky), failWith(errFlaky))
 							var got []string
-							for c, err := range stream.Watch(t.Context(), f, after(0), stream.PageSize(64),
+							for c, err := range stream.Watch(t.Context(), f, stream.FromStart(), stream.PageSize(64),
 								stream.Prefetch(prefetch), stream.PollInterval(time.Second), quiet()) {
 								if err != nil {
 									t.Fatalf("after %d items: %v", len(got), err)
 								}
-								got = append(got, c.Rev)
+								got = append(got, strconv.FormatUint(c.Rev, 10))
 								if len(got) == 500 {
-									f.append(700) // changes arriving during the watch
+									f.Append(700) // changes arriving during the watch
 								}
 								if len(got) == 1700 {
 									break
 								}
 							}
-							if want := f.since(0); !slices.Equal(got, want) {
+							if want := since(f, 0); !slices.Equal(got, want) {
 								t.Fatalf("delivered sequence differs from the server's at %d (got %d, want %d)", firstDiff(got, want), len(got), len(want))
 							}
 						})
@@ -81,11 +79,11 @@ func TestWatchGuaranteesUnderServerKnobs(t *testing.T) {
 func TestWatchResumable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFeed(300)
-		first := drainN(t, stream.Watch(t.Context(), f, after(0), stream.PageSize(50), quiet()), 123)
+		first := drainN(t, stream.Watch(t.Context(), f, stream.FromStart(), stream.PageSize(50), quiet()), 123)
 		last := stream.MustParseRevision(first[len(first)-1])
 		rest := drainN(t, stream.Watch(t.Context(), f, stream.After(last), stream.PageSize(50), quiet()), 300-123)
-		if all := append(first, rest...); !slices.Equal(all, f.since(0)) {
-			t.Fatalf("two runs differ from the server's sequence at %d", firstDiff(all, f.since(0)))
+		if all := append(first, rest...); !slices.Equal(all, since(f, 0)) {
+			t.Fatalf("two runs differ from the server's sequence at %d", firstDiff(all, since(f, 0)))
 		}
 	})
 }
@@ -95,18 +93,18 @@ func TestWatchFromNowSkipsHistory(t *testing.T) {
 		t.Run(fmt.Sprintf("oldest=%v", oldest), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := newFeed(500)
-				f.oldest = oldest
-				f.onPoll = func(context.Context) error {
-					if len(f.calls()) == 1 { // after learning the head
-						f.append(3)
+				f.SetBehavior(streamtest.Behavior{OldestOnAbsent: oldest})
+				f.OnPoll(func(context.Context, stream.Revision) error {
+					if len(f.Polls()) == 1 { // after learning the head
+						f.Append(3)
 					}
 					return nil
-				}
+				})
 				got := drainN(t, stream.Watch(t.Context(), f, quiet()), 3)
 				if want := []string{"501", "502", "503"}; !slices.Equal(got, want) {
 					t.Fatalf("got %v, want %v", got, want)
 				}
-				if c := f.calls()[0]; !c.After.IsZero() || c.Limit != 1 {
+				if c := f.Polls()[0]; !c.After.IsZero() || c.Limit != 1 {
 					t.Fatalf("first poll %+v, want no start revision and limit 1", c)
 				}
 			})
@@ -117,12 +115,12 @@ func TestWatchFromNowSkipsHistory(t *testing.T) {
 func TestWatchFromNowOnEmptyFeed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFeed(0)
-		f.onPoll = func(context.Context) error {
-			if len(f.calls()) == 2 {
-				f.append(2)
+		f.OnPoll(func(context.Context, stream.Revision) error {
+			if len(f.Polls()) == 2 {
+				f.Append(2)
 			}
 			return nil
-		}
+		})
 		got := drainN(t, stream.Watch(t.Context(), f, quiet()), 2)
 		if !slices.Equal(got, []string{"1", "2"}) {
 			t.Fatal(got)
@@ -135,11 +133,11 @@ func TestCatchUpDoesNotSleep(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFeed(100 * 100)
 		start := time.Now()
-		drainN(t, stream.Watch(t.Context(), f, after(0), stream.PageSize(100), stream.PollInterval(time.Hour), quiet()), 10000)
+		drainN(t, stream.Watch(t.Context(), f, stream.FromStart(), stream.PageSize(100), stream.PollInterval(time.Hour), quiet()), 10000)
 		if d := time.Since(start); d != 0 {
 			t.Fatalf("catching up 100 pages took %v of (fake) time, want 0", d)
 		}
-		if n := len(f.calls()); n != 100 && n != 101 {
+		if n := len(f.Polls()); n != 100 && n != 101 {
 			t.Fatalf("%d polls for 100 pages", n)
 		}
 	})
@@ -154,7 +152,7 @@ func TestIdlePollingKeepsInterval(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) || len(revs) != 0 {
 			t.Fatalf("got %v, %v", revs, err)
 		}
-		calls := f.calls()
+		calls := f.Polls()
 		for i := 1; i < len(calls); i++ {
 			gap := calls[i].At.Sub(calls[i-1].At)
 			if gap < 10*time.Second || gap > 11*time.Second {
@@ -171,10 +169,10 @@ func TestBackoffStaysWithinBounds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFeed(1)
 		for range 12 {
-			f.inject(failWith(errFlaky))
+			f.Inject(failWith(errFlaky))
 		}
 		var warnings atomic.Int32
-		got := drainN(t, stream.Watch(t.Context(), f, after(0), stream.Backoff(time.Second, 8*time.Second),
+		got := drainN(t, stream.Watch(t.Context(), f, stream.FromStart(), stream.Backoff(time.Second, 8*time.Second),
 			stream.OnWarning(func(err error) {
 				if !errors.Is(err, errFlaky) {
 					t.Errorf("warning %v", err)
@@ -184,7 +182,7 @@ func TestBackoffStaysWithinBounds(t *testing.T) {
 		if !slices.Equal(got, []string{"1"}) || warnings.Load() != 12 {
 			t.Fatalf("got %v after %d warnings", got, warnings.Load())
 		}
-		calls := f.calls()
+		calls := f.Polls()
 		for i := 1; i < len(calls); i++ {
 			gap := calls[i].At.Sub(calls[i-1].At)
 			if gap < time.Second || gap > 8*time.Second {
@@ -205,9 +203,9 @@ func (r retryAfter) RetryAfter() time.Duration { return r.d }
 func TestBackoffHonoursRetryAfter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFeed(1)
-		f.inject(failWith(fmt.Errorf("poll: %w", retryAfter{5 * time.Second})))
-		drainN(t, stream.Watch(t.Context(), f, after(0), stream.Backoff(100*time.Millisecond, time.Minute), quiet()), 1)
-		calls := f.calls()
+		f.Inject(failWith(fmt.Errorf("poll: %w", retryAfter{5 * time.Second})))
+		drainN(t, stream.Watch(t.Context(), f, stream.FromStart(), stream.Backoff(100*time.Millisecond, time.Minute), quiet()), 1)
+		calls := f.Polls()
 		if gap := calls[1].At.Sub(calls[0].At); gap != 5*time.Second {
 			t.Fatalf("waited %v after a Retry-After of 5s", gap)
 		}
@@ -217,13 +215,13 @@ func TestBackoffHonoursRetryAfter(t *testing.T) {
 func TestMaxRetries(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFeed(5)
-		f.inject(failWith(errFlaky), failWith(errFlaky), failWith(errFlaky), failWith(errFlaky))
-		_, err := collect(stream.Watch(t.Context(), f, after(0), stream.MaxRetries(3), quiet()), -1)
+		f.Inject(failWith(errFlaky), failWith(errFlaky), failWith(errFlaky), failWith(errFlaky))
+		_, err := collect(stream.Watch(t.Context(), f, stream.FromStart(), stream.MaxRetries(3), quiet()), -1)
 		var re *stream.RetryError
 		if !errors.Is(err, stream.ErrRetriesExhausted) || !errors.As(err, &re) || !errors.Is(err, errFlaky) || re.Attempts != 4 {
 			t.Fatalf("err = %v", err)
 		}
-		if n := len(f.calls()); n != 4 {
+		if n := len(f.Polls()); n != 4 {
 			t.Fatalf("%d polls, want 4 (one try and three retries)", n)
 		}
 	})
@@ -232,9 +230,9 @@ func TestMaxRetries(t *testing.T) {
 func TestMaxRetriesResetsAfterSuccess(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFeed(5)
-		f.inject(failWith(errFlaky), nil, failWith(errFlaky), nil, failWith(errFlaky))
-		got := drainN(t, stream.Watch(t.Context(), f, after(0), stream.PageSize(2), stream.MaxRetries(1), quiet()), 5)
-		if !slices.Equal(got, f.since(0)) {
+		f.Inject(failWith(errFlaky), nil, failWith(errFlaky), nil, failWith(errFlaky))
+		got := drainN(t, stream.Watch(t.Context(), f, stream.FromStart(), stream.PageSize(2), stream.MaxRetries(1), quiet()), 5)
+		if !slices.Equal(got, since(f, 0)) {
 			t.Fatal(got)
 		}
 	})
@@ -244,11 +242,11 @@ func TestFatalErrorEndsAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFeed(5)
 		denied := errors.New("401 unauthorized")
-		f.inject(failWith(stream.Fatal(denied)))
+		f.Inject(failWith(stream.Fatal(denied)))
 		start := time.Now()
-		_, err := collect(stream.Watch(t.Context(), f, after(0), quiet()), -1)
-		if !errors.Is(err, denied) || !stream.IsFatal(err) || time.Since(start) != 0 || len(f.calls()) != 1 {
-			t.Fatalf("err = %v after %v and %d polls", err, time.Since(start), len(f.calls()))
+		_, err := collect(stream.Watch(t.Context(), f, stream.FromStart(), quiet()), -1)
+		if !errors.Is(err, denied) || !stream.IsFatal(err) || time.Since(start) != 0 || len(f.Polls()) != 1 {
+			t.Fatalf("err = %v after %v and %d polls", err, time.Since(start), len(f.Polls()))
 		}
 		if stream.Fatal(nil) != nil || stream.IsFatal(denied) {
 			t.Fatal("Fatal(nil) or IsFatal of an unmarked error")
@@ -269,17 +267,21 @@ func TestCompaction(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := newFeed(100)
 				if tc.start > 0 {
-					f.compactTo(50)
+					f.Compact(50)
 				}
 				var got []string
 				var err error
-				for c, e := range stream.Watch(t.Context(), f, append(tc.opts, after(tc.start), quiet())...) {
+				start := stream.FromStart()
+				if tc.start > 0 {
+					start = after(tc.start)
+				}
+				for c, e := range stream.Watch(t.Context(), f, append(tc.opts, start, quiet())...) {
 					if err = e; e != nil {
 						break
 					}
-					got = append(got, c.Rev)
+					got = append(got, strconv.FormatUint(c.Rev, 10))
 					if len(got) == 5 {
-						f.compactTo(60)
+						f.Compact(60)
 					}
 				}
 				var ce *stream.CompactedError
@@ -292,8 +294,8 @@ func TestCompaction(t *testing.T) {
 				if tc.start == 0 && (ce.Compact.String() != "60" || ce.Position.String() != got[len(got)-1]) {
 					t.Fatalf("got %v, %+v", got, ce)
 				}
-				if !strings.Contains(err.Error(), "re-list") {
-					t.Fatalf("error does not say what to do: %v", err)
+				if want := "revision compacted: position " + ce.Position.String() + " is below compact revision " + ce.Compact.String(); err.Error() != want {
+					t.Fatalf("err.Error() = %q, want %q", err, want)
 				}
 			})
 		})
@@ -308,13 +310,21 @@ func TestItemWithoutValidRevisionIsNeverDeliveredNorSkipped(t *testing.T) {
 			p, err := f.Poll(ctx, a, limit)
 			if bad > 0 && len(p.Items) > 2 {
 				bad--
-				p.Items[2] = change{Rev: []string{"", "12a"}[bad]}
+				p.Items[2] = change{Rev: 3, Key: []string{"no revision", "zero revision"}[bad]}
 			}
 			return p, err
-		}, f.Revision)
+		}, func(c change) (stream.Revision, error) {
+			switch c.Key {
+			case "no revision":
+				return stream.Revision{}, errors.New("no revision")
+			case "zero revision":
+				return stream.Revision{}, nil
+			}
+			return f.Revision(c)
+		})
 		var warns []error
-		got := drainN(t, stream.Watch(t.Context(), src, after(0), stream.OnWarning(func(err error) { warns = append(warns, err) }), quiet()), 6)
-		if !slices.Equal(got, f.since(0)) || len(warns) != 2 {
+		got := drainN(t, stream.Watch(t.Context(), src, stream.FromStart(), stream.OnWarning(func(err error) { warns = append(warns, err) }), quiet()), 6)
+		if !slices.Equal(got, since(f, 0)) || len(warns) != 2 {
 			t.Fatalf("got %v with warnings %v", got, warns)
 		}
 		for _, w := range warns {
@@ -337,11 +347,11 @@ func TestCancelInterruptsBackoffAndHungPoll(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := newFeed(0)
-				f.inject(nil, tc.fault)
+				f.Inject(nil, tc.fault)
 				ctx, cancel := context.WithCancel(t.Context())
 				done := make(chan error)
 				go func() {
-					_, err := collect(stream.Watch(ctx, f, after(0), stream.PollTimeout(0), stream.Backoff(time.Hour, time.Hour), stream.PollInterval(time.Hour), quiet()), -1)
+					_, err := collect(stream.Watch(ctx, f, stream.FromStart(), stream.PollTimeout(0), stream.Backoff(time.Hour, time.Hour), stream.PollInterval(time.Hour), quiet()), -1)
 					done <- err
 				}()
 				time.Sleep(time.Minute) // fake time: the watch is now waiting
@@ -359,9 +369,9 @@ func TestCancelInterruptsBackoffAndHungPoll(t *testing.T) {
 func TestPollTimeoutRetriesHungPoll(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFeed(3)
-		f.inject(hang)
+		f.Inject(hang)
 		var warn error
-		got := drainN(t, stream.Watch(t.Context(), f, after(0), stream.PollTimeout(5*time.Second),
+		got := drainN(t, stream.Watch(t.Context(), f, stream.FromStart(), stream.PollTimeout(5*time.Second),
 			stream.OnWarning(func(err error) { warn = err }), quiet()), 3)
 		if len(got) != 3 || !errors.Is(warn, context.DeadlineExceeded) || !strings.Contains(warn.Error(), "timed out") {
 			t.Fatalf("got %v, warning %v", got, warn)
@@ -375,15 +385,15 @@ func TestBreakStopsPrefetch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFeed(1000)
 		var inflight atomic.Int32
-		f.onPoll = func(ctx context.Context) error {
-			if len(f.calls()) >= 1 {
+		f.OnPoll(func(ctx context.Context, _ stream.Revision) error {
+			if len(f.Polls()) >= 1 {
 				inflight.Add(1)
 				defer inflight.Add(-1)
 				return hang(ctx)
 			}
 			return nil
-		}
-		for range stream.Watch(t.Context(), f, after(0), stream.PageSize(10), stream.PollTimeout(0), quiet()) {
+		})
+		for range stream.Watch(t.Context(), f, stream.FromStart(), stream.PageSize(10), stream.PollTimeout(0), quiet()) {
 			synctest.Wait() // the prefetch is now hanging
 			if inflight.Load() != 1 {
 				t.Fatalf("%d prefetches in flight, want 1", inflight.Load())
@@ -401,14 +411,14 @@ func TestPrefetchIsBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFeed(1000)
 		n := 0
-		for _, err := range stream.Watch(t.Context(), f, after(0), stream.PageSize(10), quiet()) {
+		for _, err := range stream.Watch(t.Context(), f, stream.FromStart(), stream.PageSize(10), quiet()) {
 			if err != nil {
 				t.Fatal(err)
 			}
 			n++
 			time.Sleep(time.Second) // a slow consumer (fake time)
 			synctest.Wait()
-			if polls := len(f.calls()); polls > (n-1)/10+2 {
+			if polls := len(f.Polls()); polls > (n-1)/10+2 {
 				t.Fatalf("after %d items, %d polls: more than one page ahead", n, polls)
 			}
 			if n == 95 {
@@ -421,28 +431,147 @@ func TestPrefetchIsBounded(t *testing.T) {
 func TestInvalidOptions(t *testing.T) {
 	f := newFeed(1)
 	for _, opt := range []stream.Option{
-		stream.PageSize(1), stream.PollInterval(0), stream.MaxRetries(-1), stream.Backoff(0, time.Second),
-		stream.Backoff(time.Second, time.Millisecond), stream.PollTimeout(-1),
+		stream.PageSize(1), stream.PollInterval(0), stream.MaxRetries(-2), stream.Backoff(0, time.Second),
+		stream.Backoff(time.Second, time.Millisecond), stream.PollTimeout(-1), stream.After(stream.Revision{}),
+		stream.Retry(stream.RetryPolicy{Jitter: 2}), stream.Retry(stream.RetryPolicy{Min: time.Second, Max: time.Millisecond}),
 	} {
-		_, err := collect(stream.Watch(context.Background(), f, opt), -1)
-		if !errors.Is(err, stream.ErrInvalidOption) {
-			t.Errorf("err = %v", err)
+		if err := opt.Err(); !errors.Is(err, stream.ErrInvalidOption) {
+			t.Errorf("Err() = %v", err)
+		}
+		_, err := collect(stream.Watch(context.Background(), f, stream.FromStart(), opt), -1)
+		if !errors.Is(err, stream.ErrInvalidOption) || err.Error() != opt.Err().Error() {
+			t.Errorf("Watch yields %v, Err() says %v", err, opt.Err())
 		}
 	}
 	_, err := collect(stream.Watch[change](context.Background(), nil), -1)
 	if !errors.Is(err, stream.ErrInvalidOption) {
 		t.Errorf("nil source: %v", err)
 	}
-	if len(f.calls()) != 0 {
+	if len(f.Polls()) != 0 {
 		t.Error("polled despite a bad option")
 	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := stream.Validate(stream.FromStart(), nil, stream.MaxRetries(stream.NoRetryLimit), stream.Retry(stream.DefaultRetryPolicy())); err != nil {
+		t.Fatalf("valid options: %v", err)
+	}
+	var nilOpt stream.Option
+	if nilOpt.Err() != nil || stream.After(stream.RevisionFromUint64(0)).Err() != nil {
+		t.Fatal("nil option or After(0) reported invalid")
+	}
+	err := stream.Validate(stream.PageSize(5), stream.PageSize(1), stream.PollInterval(-1))
+	if !errors.Is(err, stream.ErrInvalidOption) || !strings.Contains(err.Error(), "PageSize(1)") || !strings.Contains(err.Error(), "PollInterval(-1ns)") {
+		t.Fatalf("Validate = %v, want both bad options", err)
+	}
+	_, werr := collect(stream.Watch(context.Background(), newFeed(1), stream.PageSize(1), stream.PollInterval(-1)), -1)
+	if werr == nil || werr.Error() != stream.Validate(stream.PageSize(1), stream.PollInterval(-1)).Error() {
+		t.Fatalf("Watch yields %v, Validate says %v", werr, err)
+	}
+}
+
+// FromStart starts at the oldest change kept: over a compacted feed it
+// moves to the compact revision without an error, also when the server
+// compacts again before the first change is delivered; once a change is
+// delivered, a compaction past the position ends the stream as usual.
+func TestFromStartOverCompactedFeed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFeed(100)
+		f.Compact(100)
+		f.Inject(nil, func(context.Context) error { f.Append(10); f.Compact(105); return nil })
+		got := drainN(t, stream.Watch(t.Context(), f, stream.FromStart(), quiet()), 5)
+		if !slices.Equal(got, since(f, 105)) {
+			t.Fatalf("got %v, want 106 to 110", got)
+		}
+		if p := f.Polls(); p[0].After.String() != "0" || p[1].After.String() != "100" {
+			t.Fatalf("polls after %v, %v; want 0, then 100", p[0].After, p[1].After)
+		}
+		f = newFeed(100)
+		f.Compact(40)
+		got = drainN(t, stream.Watch(t.Context(), f, stream.FromStart(), stream.PageSize(10), quiet()), 60)
+		if !slices.Equal(got, since(f, 40)) {
+			t.Fatalf("got %v, want 41 to 100", got)
+		}
+
+		var n int
+		var err error
+		for _, e := range stream.Watch(t.Context(), f, stream.FromStart(), stream.PageSize(10), quiet()) {
+			if err = e; e != nil {
+				break
+			}
+			if n++; n == 3 {
+				f.Compact(70)
+			}
+		}
+		var ce *stream.CompactedError
+		if !errors.As(err, &ce) || ce.Compact.String() != "70" {
+			t.Fatalf("after %d changes: %v, want a compaction at 70", n, err)
+		}
+	})
+}
+
+// FromNow over a source that reports no head starts from the oldest change
+// kept, even above a compact revision.
+func TestFromNowWithoutHead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFeed(10)
+		f.Compact(5)
+		src := stream.NewSource(func(ctx context.Context, a stream.Revision, limit int) (stream.Page[change], error) {
+			p, err := f.Poll(ctx, a, limit)
+			p.Head = stream.Revision{}
+			return p, err
+		}, f.Revision)
+		got := drainN(t, stream.Watch(t.Context(), src, quiet()), 5)
+		if !slices.Equal(got, since(f, 5)) {
+			t.Fatal(got)
+		}
+	})
+}
+
+// The engine's two phases, learning the head and polling, share one
+// retry budget that a success resets, and a *RetryError says where the
+// stream stood.
+func TestRetryErrorPosition(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFeed(3)
+		f.Inject(failWith(errFlaky), failWith(errFlaky))
+		_, err := collect(stream.Watch(t.Context(), f, stream.MaxRetries(1), quiet()), -1)
+		var re *stream.RetryError
+		if !errors.As(err, &re) || re.Attempts != 2 || !re.Position.IsZero() || stream.IsFinal(err) {
+			t.Fatalf("learning the head: %v", err)
+		}
+		if want := "retries exhausted after 2 attempts: " + errFlaky.Error(); err.Error() != want {
+			t.Fatalf("%q, want %q", err, want)
+		}
+
+		f.Inject(failWith(errFlaky), nil, nil, failWith(errFlaky), failWith(errFlaky))
+		got, err := collect(stream.Watch(t.Context(), f, stream.Retry(stream.RetryPolicy{MaxRetries: 1}), quiet()), -1)
+		if len(got) != 0 || !errors.As(err, &re) || re.Attempts != 2 || re.Position.String() != "3" {
+			t.Fatalf("polling: got %v, %v", got, err)
+		}
+		if want := "retries exhausted after 2 attempts at revision 3: " + errFlaky.Error(); err.Error() != want {
+			t.Fatalf("%q, want %q", err, want)
+		}
+	})
+}
+
+func TestOnPollDuration(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFeed(5)
+		f.OnPoll(func(context.Context, stream.Revision) error { time.Sleep(3 * time.Second); return nil })
+		var infos []stream.PollInfo
+		drainN(t, stream.Watch(t.Context(), f, stream.FromStart(), stream.OnPoll(func(p stream.PollInfo) { infos = append(infos, p) }), quiet()), 5)
+		if len(infos) != 1 || infos[0].Duration != 3*time.Second {
+			t.Fatalf("%+v, want one poll of 3s", infos)
+		}
+	})
 }
 
 func TestOnPollReportsProgress(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFeed(25)
 		var infos []stream.PollInfo
-		drainN(t, stream.Watch(t.Context(), f, after(0), stream.PageSize(10), stream.Prefetch(false),
+		drainN(t, stream.Watch(t.Context(), f, stream.FromStart(), stream.PageSize(10), stream.Prefetch(false),
 			stream.OnPoll(func(p stream.PollInfo) { infos = append(infos, p) }), quiet()), 25)
 		if len(infos) != 3 || infos[0].Head.String() != "25" || infos[0].New != 10 || infos[0].CaughtUp ||
 			infos[2].Last.String() != "25" || !infos[2].CaughtUp {
@@ -472,11 +601,11 @@ func TestCancelDuringPageStopsDelivery(t *testing.T) {
 				defer cancel()
 				var got []string
 				var err error
-				for c, e := range stream.Watch(ctx, f, after(0), stream.PageSize(50), stream.Prefetch(prefetch), quiet()) {
+				for c, e := range stream.Watch(ctx, f, stream.FromStart(), stream.PageSize(50), stream.Prefetch(prefetch), quiet()) {
 					if err = e; e != nil {
 						break
 					}
-					got = append(got, c.Rev)
+					got = append(got, strconv.FormatUint(c.Rev, 10))
 					if len(got) == 3 {
 						cancel()
 					}
