@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -304,7 +303,7 @@ func (inf *Informer[K, V]) Run(ctx context.Context) error {
 // until it needs a re-list.
 func (inf *Informer[K, V]) loop(ctx context.Context) error {
 	var cause error // nil for the first sync
-	bo := inf.newBackoff()
+	bo := inf.cfg.retry.Start()
 	for {
 		next, err := inf.session(ctx, cause, bo)
 		if err != nil {
@@ -317,7 +316,7 @@ func (inf *Informer[K, V]) loop(ctx context.Context) error {
 // session runs one start: head, list, replay, commit (diff), then the
 // watch, until the watch needs a re-list (the cause is returned) or an
 // error is final.
-func (inf *Informer[K, V]) session(ctx context.Context, cause error, bo *backoff) (next error, err error) {
+func (inf *Informer[K, V]) session(ctx context.Context, cause error, bo *stream.Retrier) (next error, err error) {
 	log := inf.cfg.logger
 	for {
 		start := time.Now()
@@ -326,17 +325,20 @@ func (inf *Informer[K, V]) session(ctx context.Context, cause error, bo *backoff
 			var scratch map[K]V
 			scratch, err = inf.list(ctx)
 			if err == nil {
-				bo.reset()
+				bo.Reset()
 				return inf.watch(ctx, cause, h, scratch, start, bo)
 			}
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if isFinal(err) {
+		if stream.IsFinal(err) {
 			return nil, err
 		}
-		wait := bo.next()
+		wait, ok := bo.Next(err)
+		if !ok {
+			return nil, &stream.RetryError{Attempts: bo.Failures(), Err: err}
+		}
 		log.Warn("towerwatch: informer: list failed, retrying", "error", err, "retry_in", wait)
 		if err := ctxtime.Sleep(ctx, wait); err != nil {
 			return nil, err
@@ -367,7 +369,7 @@ func (inf *Informer[K, V]) prepare(v V) V {
 // watch replays the changes after h onto scratch until it reaches the
 // head seen after the list (or catches up), then commits scratch to the
 // store and applies every later change with notifications.
-func (inf *Informer[K, V]) watch(ctx context.Context, cause error, h stream.Revision, scratch map[K]V, start time.Time, bo *backoff) (next error, err error) {
+func (inf *Informer[K, V]) watch(ctx context.Context, cause error, h stream.Revision, scratch map[K]V, start time.Time, bo *stream.Retrier) (next error, err error) {
 	var (
 		pos         = h             // last revision applied
 		h2          stream.Revision // head seen by the first poll after the list
@@ -425,6 +427,7 @@ func (inf *Informer[K, V]) watch(ctx context.Context, cause error, h stream.Revi
 				inf.replay(scratch, d.change)
 			}
 			pos = d.rev
+			bo.Reset()
 			if !committed {
 				switch {
 				case d.rev == h2:
@@ -444,11 +447,14 @@ func (inf *Informer[K, V]) watch(ctx context.Context, cause error, h stream.Revi
 		case errors.Is(werr, stream.ErrCompacted):
 			inf.cfg.logger.Info("towerwatch: informer: history compacted, re-listing", "error", werr)
 			return werr, nil
-		case isFinal(werr):
+		case stream.IsFinal(werr):
 			return nil, werr
 		}
-		// A *stream.RetryError, or the stream ended: reopen after pos.
-		wait := bo.next()
+		// A *stream.RetryError: reopen after pos.
+		wait, ok := bo.Next(werr)
+		if !ok {
+			return nil, &stream.RetryError{Attempts: bo.Failures(), Err: werr, Position: pos}
+		}
 		inf.cfg.logger.Warn("towerwatch: informer: watch ended, reopening", "error", werr, "after", pos.String(), "retry_in", wait)
 		if err := ctxtime.Sleep(ctx, wait); err != nil {
 			return nil, err
@@ -549,14 +555,6 @@ func (inf *Informer[K, V]) commit(cause error, m map[K]V, start time.Time) {
 	}
 }
 
-// isFinal reports whether err ends Run: a done context, an error marked
-// with stream.Fatal, or an invalid option. (Compaction is handled by a
-// re-list, a *stream.RetryError by reopening.)
-func isFinal(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
-		stream.IsFatal(err) || errors.Is(err, stream.ErrInvalidOption)
-}
-
 // srcFeed is the feed over a stream.Source.
 type srcFeed[E, V any] struct {
 	src    stream.Source[E]
@@ -599,23 +597,3 @@ func (f *srcFeed[E, V]) watch(ctx context.Context, after stream.Revision, opts [
 		}
 	}
 }
-
-// backoff is the informer's retry wait: exponential with jitter.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (inf *Informer[K, V]) newBackoff() *backoff {
-	return &backoff{min: inf.cfg.minBackoff, max: inf.cfg.maxBackoff}
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(b.cur*2, b.max)
-	}
-	return b.cur/2 + rand.N(b.cur/2+1)
-}
-
-func (b *backoff) reset() { b.cur = 0 }

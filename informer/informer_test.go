@@ -570,6 +570,8 @@ func TestOptionsValidate(t *testing.T) {
 		"nil index":   informer.Index[*obj]("x", nil),
 		"resync":      informer.Resync(-time.Second),
 		"backoff":     informer.Backoff(time.Second, time.Millisecond),
+		"retry":       informer.Retry(stream.RetryPolicy{Jitter: 2}),
+		"watch":       informer.WatchOptions(stream.PageSize(1)),
 		"transform":   informer.Transform[*obj](nil),
 		"equal":       informer.Equal[*obj](nil),
 	} {
@@ -611,5 +613,24 @@ func TestEqualOption(t *testing.T) {
 		settle()
 		require.Empty(t, rec.take())
 		require.Equal(t, 1, inf.Relists())
+	})
+}
+
+// With a retry limit, a list that keeps failing ends Run with a
+// *stream.RetryError wrapping the last failure.
+func TestRetryLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(1)
+		down := errors.New("connection refused")
+		lister := informer.ListFunc[*obj](func(context.Context, func([]*obj) error) error { return down })
+		p := stream.DefaultRetryPolicy()
+		p.MaxRetries = 3
+		inf, err := informer.New(lister, stream.Source[chg](w), decode, keyOf, informer.Logger(discard), informer.Retry(p))
+		require.NoError(t, err)
+		err = inf.Run(t.Context())
+		var re *stream.RetryError
+		require.ErrorAs(t, err, &re)
+		require.Equal(t, 4, re.Attempts)
+		require.ErrorIs(t, err, down)
 	})
 }

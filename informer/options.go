@@ -8,12 +8,6 @@ import (
 	"github.com/towerwatch/towerwatch/stream"
 )
 
-// Defaults of the informer's options.
-const (
-	DefaultMinBackoff = stream.DefaultMinBackoff
-	DefaultMaxBackoff = stream.DefaultMaxBackoff
-)
-
 // Option configures New. Each option checks its arguments where it is
 // built; New returns the first error an option recorded, wrapping
 // stream.ErrInvalidOption.
@@ -25,20 +19,19 @@ type namedIndex struct {
 }
 
 type config struct {
-	indexes    []namedIndex
-	transform  any // func(V) V
-	equal      any // func(a, b V) bool
-	resync     time.Duration
-	minBackoff time.Duration
-	maxBackoff time.Duration
-	watchOpts  []stream.Option
-	onRelist   func(RelistInfo)
-	logger     *slog.Logger
-	err        error
+	indexes   []namedIndex
+	transform any // func(V) V
+	equal     any // func(a, b V) bool
+	resync    time.Duration
+	retry     stream.RetryPolicy
+	watchOpts []stream.Option
+	onRelist  func(RelistInfo)
+	logger    *slog.Logger
+	err       error
 }
 
 func newConfig(opts []Option) *config {
-	c := &config{minBackoff: DefaultMinBackoff, maxBackoff: DefaultMaxBackoff}
+	c := &config{retry: stream.DefaultRetryPolicy()}
 	for _, o := range opts {
 		if o != nil {
 			o(c)
@@ -129,24 +122,43 @@ func Resync(period time.Duration) Option {
 	}
 }
 
-// Backoff sets the bounds of the wait before a failed list, head request
-// or watch is tried again (default 500 ms to 30 s, exponential, with
-// jitter). Retries go on until Run's context is done or an error is final.
+// Retry sets the policy for trying again a failed list or head request,
+// and for reopening the watch after it ended with a *stream.RetryError
+// (default stream.DefaultRetryPolicy(): 500 ms to 30 s, forever). With a
+// MaxRetries limit, Run returns a *stream.RetryError once that many
+// attempts in a row have failed. The policy is checked with Validate.
+func Retry(p stream.RetryPolicy) Option {
+	err := p.Validate()
+	return func(c *config) {
+		if err != nil {
+			c.fail("Retry: %w", err)
+		}
+		c.retry = p
+	}
+}
+
+// Backoff is a shorthand for Retry with the default policy's other
+// fields: waits from min to max, retrying forever.
 func Backoff(min, max time.Duration) Option {
 	return func(c *config) {
 		if min <= 0 || max < min {
 			c.fail("Backoff(%v, %v): want 0 < min <= max", min, max)
 		}
-		c.minBackoff, c.maxBackoff = min, max
+		c.retry.Min, c.retry.Max = min, max
 	}
 }
 
 // WatchOptions adds options for the change stream (stream.Watch), such as
-// stream.PollInterval or stream.OnPoll. The informer chooses the start
-// position itself: start options (stream.After, stream.FromNow) are
-// overridden. Calls accumulate.
+// stream.PollInterval, stream.Retry or stream.OnPoll. The informer chooses
+// the start position itself: start options (stream.After, stream.FromNow,
+// stream.FromStart) are overridden. Calls accumulate. Bad options are
+// reported here (stream.Validate).
 func WatchOptions(opts ...stream.Option) Option {
+	err := stream.Validate(opts...)
 	return func(c *config) {
+		if err != nil {
+			c.fail("WatchOptions: %w", err)
+		}
 		for _, o := range opts {
 			if o != nil {
 				c.watchOpts = append(c.watchOpts, o)
