@@ -304,10 +304,10 @@ type keyedRun[T any, K comparable] struct {
 	ring       []keyedSlot[T, K]
 	base, next uint64
 	keys       map[K]*keyState[K]
-	ready      fifo[*keyState[K]] // keys whose first change can start
-	backoff    retryHeap[K]       // keys waiting to retry
-	timer      *time.Timer        // fires at backoff's earliest due time
-	running    int                // calls in progress (jobs sent, results not received)
+	ready      readyHeap[K] // keys whose first change can start, oldest change first
+	backoff    retryHeap[K] // keys waiting to retry
+	timer      *time.Timer  // fires at backoff's earliest due time
+	running    int          // calls in progress (jobs sent, results not received)
 	watermark  stream.Revision
 	yielded    stream.Revision // the last watermark yielded
 	last       stream.Revision // revision of the last change read
@@ -332,6 +332,7 @@ type keyState[K comparable] struct {
 	k        K
 	queue    []uint64
 	attempts int // calls for queue[0] so far
+	index    int // position in ready, while there
 	retrier  *stream.Retrier
 }
 
@@ -411,7 +412,7 @@ func (r *keyedRun[T, K]) run(ctx context.Context, seq iter.Seq2[T, error], yield
 		}
 		select {
 		case jobs <- job:
-			ks, _ := r.ready.pop()
+			ks := heap.Pop(&r.ready).(*keyState[K])
 			ks.attempts++
 			r.running++
 		case m, ok := <-in:
@@ -525,11 +526,14 @@ func (r *keyedRun[T, K]) add(v T) error {
 		// The newest queued change has not started: replace it.
 		r.markDone(q[len(q)-1])
 		q[len(q)-1] = s
+		if len(q) == 1 {
+			heap.Fix(&r.ready, ks.index) // its first change is newer now
+		}
 		return nil
 	}
 	ks.queue = append(ks.queue, s)
 	if len(ks.queue) == 1 {
-		r.ready.push(ks)
+		heap.Push(&r.ready, ks)
 	}
 	return nil
 }
@@ -588,7 +592,7 @@ func (r *keyedRun[T, K]) next0(ks *keyState[K]) {
 		delete(r.keys, ks.k)
 		return
 	}
-	r.ready.push(ks)
+	heap.Push(&r.ready, ks)
 }
 
 // retryDue readies the keys whose backoff has passed.
@@ -596,7 +600,7 @@ func (r *keyedRun[T, K]) retryDue() {
 	now := time.Now()
 	for r.backoff.Len() > 0 && !r.backoff.items[0].due.After(now) {
 		ks := heap.Pop(&r.backoff).(retryItem[K]).ks
-		r.ready.push(ks)
+		heap.Push(&r.ready, ks)
 	}
 	r.resetTimer()
 }
@@ -648,36 +652,35 @@ func (r *keyedRun[T, K]) stop(ctx context.Context, err error, cancel context.Can
 	yield(stream.Revision{}, err)
 }
 
-// fifo is a queue.
-type fifo[E any] struct {
-	items []E
-	head  int
+// readyHeap holds the keys whose first change can start, the one with
+// the oldest change first: dispatching oldest first keeps the watermark
+// close behind the changes handled.
+type readyHeap[K comparable] []*keyState[K]
+
+func (h readyHeap[K]) peek() (*keyState[K], bool) {
+	if len(h) == 0 {
+		return nil, false
+	}
+	return h[0], true
 }
 
-func (q *fifo[E]) push(e E) { q.items = append(q.items, e) }
-
-func (q *fifo[E]) peek() (E, bool) {
-	if q.head == len(q.items) {
-		var zero E
-		return zero, false
-	}
-	return q.items[q.head], true
+func (h readyHeap[K]) Len() int           { return len(h) }
+func (h readyHeap[K]) Less(i, j int) bool { return h[i].queue[0] < h[j].queue[0] }
+func (h readyHeap[K]) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
 }
-
-func (q *fifo[E]) pop() (E, bool) {
-	e, ok := q.peek()
-	if ok {
-		var zero E
-		q.items[q.head] = zero
-		q.head++
-		if q.head == len(q.items) {
-			q.items, q.head = q.items[:0], 0
-		} else if q.head >= 1024 && q.head*2 >= len(q.items) {
-			q.items = q.items[:copy(q.items, q.items[q.head:])]
-			q.head = 0
-		}
-	}
-	return e, ok
+func (h *readyHeap[K]) Push(x any) {
+	ks := x.(*keyState[K])
+	ks.index = len(*h)
+	*h = append(*h, ks)
+}
+func (h *readyHeap[K]) Pop() any {
+	old := *h
+	ks := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return ks
 }
 
 // retryHeap holds the keys backing off, earliest due first.
