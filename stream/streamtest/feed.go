@@ -65,7 +65,8 @@ type Behavior struct {
 	// Shuffle: the items of a page come in a random (seeded) order.
 	Shuffle bool
 	// RepeatEvery, if positive, makes every RepeatEvery-th poll return the
-	// previous page again.
+	// previous page again: a stale page, if it was the page after a
+	// revision no newer than this poll's.
 	RepeatEvery int
 }
 
@@ -102,6 +103,7 @@ type Feed struct {
 	hook     func(ctx context.Context, after stream.Revision) error
 	polls    []PollCall
 	last     stream.Page[Item] // the previous page, for RepeatEvery
+	lastAt   stream.Revision   // the revision it was after
 }
 
 // NewFeed returns a Feed holding n items, with revisions 1 to n.
@@ -292,7 +294,8 @@ func (f *Feed) Poll(ctx context.Context, after stream.Revision, limit int) (stre
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	b := f.behavior
-	if b.RepeatEvery > 0 && n%b.RepeatEvery == 0 && f.last.Items != nil {
+	if b.RepeatEvery > 0 && n%b.RepeatEvery == 0 && f.last.Items != nil &&
+		!f.lastAt.IsZero() && !after.IsZero() && !after.Less(f.lastAt) {
 		p := f.last
 		p.Items = slices.Clone(p.Items)
 		return p, nil
@@ -324,7 +327,7 @@ func (f *Feed) Poll(ctx context.Context, after stream.Revision, limit int) (stre
 		f.shuffle.Shuffle(len(page.Items), func(i, j int) { page.Items[i], page.Items[j] = page.Items[j], page.Items[i] })
 	}
 	if b.RepeatEvery > 0 {
-		f.last = page
+		f.last, f.lastAt = page, after
 		f.last.Items = slices.Clone(page.Items)
 	}
 	return page, nil
