@@ -303,9 +303,9 @@ type keyedRun[T any, K comparable] struct {
 
 	ring       []keyedSlot[T, K]
 	base, next uint64
-	keys       map[K]*keyState[K]
-	ready      readyHeap[K] // keys whose first change can start, oldest change first
-	backoff    retryHeap[K] // keys waiting to retry
+	keys       map[K]*keyedKeyState[K]
+	ready      keyedReadyHeap[K] // keys whose first change can start, oldest change first
+	backoff    keyedRetryHeap[K] // keys waiting to retry
 	timer      *time.Timer  // fires at backoff's earliest due time
 	running    int          // calls in progress (jobs sent, results not received)
 	watermark  stream.Revision
@@ -325,10 +325,10 @@ type keyedSlot[T any, K comparable] struct {
 	done bool
 }
 
-// keyState is a key with held changes that are not done. queue holds
+// keyedKeyState is a key with held changes that are not done. queue holds
 // their numbers, oldest first; queue[0] has been started (is running or
 // backing off) when attempts > 0.
-type keyState[K comparable] struct {
+type keyedKeyState[K comparable] struct {
 	k        K
 	queue    []uint64
 	attempts int // calls for queue[0] so far
@@ -351,7 +351,7 @@ func newKeyedRun[T any, K comparable](cfg *keyedConfig, n int, key func(T) K, re
 	return &keyedRun[T, K]{
 		cfg: cfg, n: n, key: key, revision: revision, handle: handle,
 		ring:    make([]keyedSlot[T, K], cfg.maxPending),
-		keys:    make(map[K]*keyState[K]),
+		keys:    make(map[K]*keyedKeyState[K]),
 		in:      make(chan msg[T]),
 		jobs:    make(chan keyedJob[T]),
 		results: make(chan keyedResult, n), // at most n running: sends never block
@@ -412,7 +412,7 @@ func (r *keyedRun[T, K]) run(ctx context.Context, seq iter.Seq2[T, error], yield
 		}
 		select {
 		case jobs <- job:
-			ks := heap.Pop(&r.ready).(*keyState[K])
+			ks := heap.Pop(&r.ready).(*keyedKeyState[K])
 			ks.attempts++
 			r.running++
 		case m, ok := <-in:
@@ -519,7 +519,7 @@ func (r *keyedRun[T, K]) add(v T) error {
 	*r.slot(s) = keyedSlot[T, K]{v: v, k: k, rev: rev}
 	ks := r.keys[k]
 	if ks == nil {
-		ks = &keyState[K]{k: k}
+		ks = &keyedKeyState[K]{k: k}
 		r.keys[k] = ks
 	}
 	if q := ks.queue; r.cfg.newestOnly && len(q) > 0 && (len(q) > 1 || ks.attempts == 0) {
@@ -581,7 +581,7 @@ func (r *keyedRun[T, K]) finish(ctx context.Context, res keyedResult) error {
 }
 
 // next0 marks the first change of ks done and readies its next one.
-func (r *keyedRun[T, K]) next0(ks *keyState[K]) {
+func (r *keyedRun[T, K]) next0(ks *keyedKeyState[K]) {
 	r.markDone(ks.queue[0])
 	ks.queue = ks.queue[1:]
 	ks.attempts = 0
@@ -599,7 +599,7 @@ func (r *keyedRun[T, K]) next0(ks *keyState[K]) {
 func (r *keyedRun[T, K]) retryDue() {
 	now := time.Now()
 	for r.backoff.Len() > 0 && !r.backoff.items[0].due.After(now) {
-		ks := heap.Pop(&r.backoff).(retryItem[K]).ks
+		ks := heap.Pop(&r.backoff).(keyedRetryItem[K]).ks
 		heap.Push(&r.ready, ks)
 	}
 	r.resetTimer()
@@ -652,30 +652,30 @@ func (r *keyedRun[T, K]) stop(ctx context.Context, err error, cancel context.Can
 	yield(stream.Revision{}, err)
 }
 
-// readyHeap holds the keys whose first change can start, the one with
+// keyedReadyHeap holds the keys whose first change can start, the one with
 // the oldest change first: dispatching oldest first keeps the watermark
 // close behind the changes handled.
-type readyHeap[K comparable] []*keyState[K]
+type keyedReadyHeap[K comparable] []*keyedKeyState[K]
 
-func (h readyHeap[K]) peek() (*keyState[K], bool) {
+func (h keyedReadyHeap[K]) peek() (*keyedKeyState[K], bool) {
 	if len(h) == 0 {
 		return nil, false
 	}
 	return h[0], true
 }
 
-func (h readyHeap[K]) Len() int           { return len(h) }
-func (h readyHeap[K]) Less(i, j int) bool { return h[i].queue[0] < h[j].queue[0] }
-func (h readyHeap[K]) Swap(i, j int) {
+func (h keyedReadyHeap[K]) Len() int           { return len(h) }
+func (h keyedReadyHeap[K]) Less(i, j int) bool { return h[i].queue[0] < h[j].queue[0] }
+func (h keyedReadyHeap[K]) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].index, h[j].index = i, j
 }
-func (h *readyHeap[K]) Push(x any) {
-	ks := x.(*keyState[K])
+func (h *keyedReadyHeap[K]) Push(x any) {
+	ks := x.(*keyedKeyState[K])
 	ks.index = len(*h)
 	*h = append(*h, ks)
 }
-func (h *readyHeap[K]) Pop() any {
+func (h *keyedReadyHeap[K]) Pop() any {
 	old := *h
 	ks := old[len(old)-1]
 	old[len(old)-1] = nil
@@ -683,25 +683,25 @@ func (h *readyHeap[K]) Pop() any {
 	return ks
 }
 
-// retryHeap holds the keys backing off, earliest due first.
-type retryHeap[K comparable] struct{ items []retryItem[K] }
+// keyedRetryHeap holds the keys backing off, earliest due first.
+type keyedRetryHeap[K comparable] struct{ items []keyedRetryItem[K] }
 
-type retryItem[K comparable] struct {
-	ks  *keyState[K]
+type keyedRetryItem[K comparable] struct {
+	ks  *keyedKeyState[K]
 	due time.Time
 }
 
-func (h *retryHeap[K]) add(ks *keyState[K], due time.Time) {
-	heap.Push(h, retryItem[K]{ks: ks, due: due})
+func (h *keyedRetryHeap[K]) add(ks *keyedKeyState[K], due time.Time) {
+	heap.Push(h, keyedRetryItem[K]{ks: ks, due: due})
 }
 
-func (h retryHeap[K]) Len() int           { return len(h.items) }
-func (h retryHeap[K]) Less(i, j int) bool { return h.items[i].due.Before(h.items[j].due) }
-func (h retryHeap[K]) Swap(i, j int)      { h.items[i], h.items[j] = h.items[j], h.items[i] }
-func (h *retryHeap[K]) Push(x any)        { h.items = append(h.items, x.(retryItem[K])) }
-func (h *retryHeap[K]) Pop() any {
+func (h keyedRetryHeap[K]) Len() int           { return len(h.items) }
+func (h keyedRetryHeap[K]) Less(i, j int) bool { return h.items[i].due.Before(h.items[j].due) }
+func (h keyedRetryHeap[K]) Swap(i, j int)      { h.items[i], h.items[j] = h.items[j], h.items[i] }
+func (h *keyedRetryHeap[K]) Push(x any)        { h.items = append(h.items, x.(keyedRetryItem[K])) }
+func (h *keyedRetryHeap[K]) Pop() any {
 	it := h.items[len(h.items)-1]
-	h.items[len(h.items)-1] = retryItem[K]{}
+	h.items[len(h.items)-1] = keyedRetryItem[K]{}
 	h.items = h.items[:len(h.items)-1]
 	return it
 }

@@ -83,7 +83,7 @@ func TestHandleByKeyCrash(t *testing.T) {
 	t.Logf("seed %d", seed)
 	dir := t.TempDir()
 	store := NewFileStore(filepath.Join(dir, "checkpoint.json"))
-	server := perKey(keyedCrashFeed())
+	server := keyedPerKey(keyedCrashFeed())
 	keyOf := map[uint64]string{}
 	for _, c := range keyedCrashFeed() {
 		keyOf[c.Rev] = c.Key
@@ -227,8 +227,8 @@ func TestHandleByKeyCrashChild(t *testing.T) {
 		}
 		return nil
 	}
-	marks := HandleByKey(ctx, events, 4, kcKey, kcRev, apply)
-	for _, err := range Checkpoint(ctx, marks, store, WatermarkRevision, SaveEvery(keyedCrashSaveEvery), SaveInterval(0)) {
+	keyedMarks := HandleByKey(ctx, events, 4, kcKey, kcRev, apply)
+	for _, err := range Checkpoint(ctx, keyedMarks, store, WatermarkRevision, SaveEvery(keyedCrashSaveEvery), SaveInterval(0)) {
 		if errors.Is(err, errKeyedEnd) {
 			return
 		}

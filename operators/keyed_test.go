@@ -55,8 +55,8 @@ func kcGen(rng *rand.Rand, n, keys int) []kc {
 	return cs
 }
 
-// perKey returns the revisions of cs per key, in order.
-func perKey(cs []kc) map[string][]uint64 {
+// keyedPerKey returns the revisions of cs per key, in order.
+func keyedPerKey(cs []kc) map[string][]uint64 {
 	m := map[string][]uint64{}
 	for _, c := range cs {
 		m[c.Key] = append(m[c.Key], c.Rev)
@@ -64,15 +64,15 @@ func perKey(cs []kc) map[string][]uint64 {
 	return m
 }
 
-// marks collects what a HandleByKey sequence yields.
-type marks struct {
+// keyedMarks collects what a HandleByKey sequence yields.
+type keyedMarks struct {
 	mu   sync.Mutex
 	revs []uint64
 	errs []error
 	last atomic.Uint64 // the newest watermark
 }
 
-func (m *marks) add(r stream.Revision, err error) {
+func (m *keyedMarks) add(r stream.Revision, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err != nil {
@@ -84,8 +84,8 @@ func (m *marks) add(r stream.Revision, err error) {
 	m.last.Store(n)
 }
 
-func collectMarks(seq iter.Seq2[stream.Revision, error]) *marks {
-	m := &marks{}
+func collectKeyedMarks(seq iter.Seq2[stream.Revision, error]) *keyedMarks {
+	m := &keyedMarks{}
 	for r, err := range seq {
 		m.add(r, err)
 	}
@@ -93,7 +93,7 @@ func collectMarks(seq iter.Seq2[stream.Revision, error]) *marks {
 }
 
 // increasing fails unless the watermarks increase strictly.
-func (m *marks) increasing(t *testing.T) {
+func (m *keyedMarks) increasing(t *testing.T) {
 	t.Helper()
 	for i := 1; i < len(m.revs); i++ {
 		if m.revs[i] <= m.revs[i-1] {
@@ -102,16 +102,16 @@ func (m *marks) increasing(t *testing.T) {
 	}
 }
 
-func (m *marks) final() uint64 {
+func (m *keyedMarks) final() uint64 {
 	if len(m.revs) == 0 {
 		return 0
 	}
 	return m.revs[len(m.revs)-1]
 }
 
-// recorder is a handler that records the calls per key and fails the test
+// keyedRecorder is a handler that records the calls per key and fails the test
 // when two calls of one key overlap.
-type recorder struct {
+type keyedRecorder struct {
 	mu      sync.Mutex
 	handled map[string][]uint64
 	active  map[string]int
@@ -121,11 +121,11 @@ type recorder struct {
 	before  func(ctx context.Context, c kc) error // runs inside the call
 }
 
-func newRecorder(before func(ctx context.Context, c kc) error) *recorder {
-	return &recorder{handled: map[string][]uint64{}, active: map[string]int{}, before: before}
+func newKeyedRecorder(before func(ctx context.Context, c kc) error) *keyedRecorder {
+	return &keyedRecorder{handled: map[string][]uint64{}, active: map[string]int{}, before: before}
 }
 
-func (r *recorder) handle(ctx context.Context, c kc) error {
+func (r *keyedRecorder) handle(ctx context.Context, c kc) error {
 	r.mu.Lock()
 	r.active[c.Key]++
 	if r.active[c.Key] > 1 {
@@ -148,7 +148,7 @@ func (r *recorder) handle(ctx context.Context, c kc) error {
 	return err
 }
 
-func (r *recorder) snapshot() (handled map[string][]uint64, running, maxRun, overlap int) {
+func (r *keyedRecorder) snapshot() (handled map[string][]uint64, running, maxRun, overlap int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	handled = map[string][]uint64{}
@@ -158,8 +158,8 @@ func (r *recorder) snapshot() (handled map[string][]uint64, running, maxRun, ove
 	return handled, r.running, r.maxRun, r.overlap
 }
 
-// quickRetry retries after 1 ms, 2 ms, 4 ms, ..., exactly, up to n times.
-func quickRetry(n int) KeyedOption {
+// keyedQuickRetry retries after 1 ms, 2 ms, 4 ms, ..., exactly, up to n times.
+func keyedQuickRetry(n int) KeyedOption {
 	return RetryHandler(stream.RetryPolicy{Min: time.Millisecond, Max: time.Second, Multiplier: 2, MaxRetries: n})
 }
 
@@ -175,17 +175,17 @@ func TestHandleByKeyPerKeyOrder(t *testing.T) {
 		}
 		n := 1 + rng.IntN(8)
 		synctest.Test(t, func(t *testing.T) {
-			rec := newRecorder(func(ctx context.Context, c kc) error {
+			rec := newKeyedRecorder(func(ctx context.Context, c kc) error {
 				time.Sleep(delay[c.Rev]) // simulated work
 				return nil
 			})
-			m := collectMarks(HandleByKey(t.Context(), kcSeq(nil, nil, changes...), n, kcKey, kcRev, rec.handle, MaxPending(1+rng.IntN(64))))
+			m := collectKeyedMarks(HandleByKey(t.Context(), kcSeq(nil, nil, changes...), n, kcKey, kcRev, rec.handle, MaxPending(1+rng.IntN(64))))
 			if len(m.errs) > 0 {
 				t.Fatal(m.errs)
 			}
 			m.increasing(t)
 			handled, _, maxRun, overlap := rec.snapshot()
-			wantEqual(t, "handled per key", handled, perKey(changes))
+			wantEqual(t, "handled per key", handled, keyedPerKey(changes))
 			wantEqual(t, "overlapping calls of one key", overlap, 0)
 			wantEqual(t, "final watermark", m.final(), uint64(len(changes)))
 			if maxRun > n {
@@ -203,7 +203,7 @@ func TestHandleByKeyParallel(t *testing.T) {
 		t.Run(fmt.Sprintf("n=%d,keys=%d", tc.n, tc.keys), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				release := make(chan struct{})
-				rec := newRecorder(func(ctx context.Context, c kc) error {
+				rec := newKeyedRecorder(func(ctx context.Context, c kc) error {
 					<-release
 					return nil
 				})
@@ -211,9 +211,9 @@ func TestHandleByKeyParallel(t *testing.T) {
 				for i := range 3 * tc.keys {
 					changes = append(changes, kc{Rev: uint64(i + 1), Key: fmt.Sprintf("k%d", i%tc.keys)})
 				}
-				done := make(chan *marks)
+				done := make(chan *keyedMarks)
 				go func() {
-					done <- collectMarks(HandleByKey(t.Context(), kcSeq(nil, nil, changes...), tc.n, kcKey, kcRev, rec.handle))
+					done <- collectKeyedMarks(HandleByKey(t.Context(), kcSeq(nil, nil, changes...), tc.n, kcKey, kcRev, rec.handle))
 				}()
 				synctest.Wait()
 				_, running, _, _ := rec.snapshot()
@@ -224,7 +224,7 @@ func TestHandleByKeyParallel(t *testing.T) {
 					t.Fatal(m.errs)
 				}
 				handled, _, maxRun, overlap := rec.snapshot()
-				wantEqual(t, "handled", handled, perKey(changes))
+				wantEqual(t, "handled", handled, keyedPerKey(changes))
 				wantEqual(t, "most calls at a time", maxRun, tc.want)
 				wantEqual(t, "overlaps", overlap, 0)
 			})
@@ -259,7 +259,7 @@ func TestHandleByKeyRetryPerKey(t *testing.T) {
 		}
 		changes := []kc{{1, "a"}, {2, "b"}, {3, "a"}, {4, "b"}, {5, "c"}}
 		policy := stream.RetryPolicy{Min: time.Second, Max: time.Minute, Multiplier: 2, MaxRetries: 3}
-		m := collectMarks(HandleByKey(t.Context(), kcSeq(nil, nil, changes...), 1, kcKey, kcRev, handle, RetryHandler(policy)))
+		m := collectKeyedMarks(HandleByKey(t.Context(), kcSeq(nil, nil, changes...), 1, kcKey, kcRev, handle, RetryHandler(policy)))
 		if len(m.errs) > 0 {
 			t.Fatal(m.errs)
 		}
@@ -276,7 +276,7 @@ func TestHandleByKeyRetryAfterOtherKeysGoOn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
-		rec := newRecorder(func(ctx context.Context, c kc) error {
+		rec := newKeyedRecorder(func(ctx context.Context, c kc) error {
 			if c.Key == "a" {
 				return errBoom
 			}
@@ -287,9 +287,9 @@ func TestHandleByKeyRetryAfterOtherKeysGoOn(t *testing.T) {
 			changes = append(changes, kc{Rev: uint64(i + 1), Key: []string{"a", "b", "c", "d"}[i%4]})
 		}
 		var pulled atomic.Int64
-		done := make(chan *marks)
+		done := make(chan *keyedMarks)
 		go func() {
-			done <- collectMarks(HandleByKey(ctx, kcSeq(&pulled, nil, changes...), 2, kcKey, kcRev, rec.handle,
+			done <- collectKeyedMarks(HandleByKey(ctx, kcSeq(&pulled, nil, changes...), 2, kcKey, kcRev, rec.handle,
 				MaxPending(20), RetryHandler(stream.RetryPolicy{Min: time.Second, MaxRetries: stream.NoRetryLimit})))
 		}()
 		synctest.Wait()
@@ -334,7 +334,7 @@ func TestHandleByKeyWatermarkProperty(t *testing.T) {
 			if newest {
 				opts = append(opts, NewestOnly())
 			}
-			m := &marks{}
+			m := &keyedMarks{}
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
@@ -398,14 +398,14 @@ func TestHandleByKeyWatermarkProperty(t *testing.T) {
 
 func TestHandleByKeyPoisonStop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := newRecorder(func(ctx context.Context, c kc) error {
+		rec := newKeyedRecorder(func(ctx context.Context, c kc) error {
 			if c.Rev == 2 {
 				return errBoom
 			}
 			return nil
 		})
 		changes := []kc{{1, "b"}, {2, "a"}, {3, "b"}, {4, "a"}, {5, "c"}}
-		m := collectMarks(HandleByKey(t.Context(), kcSeq(nil, nil, changes...), 2, kcKey, kcRev, rec.handle, quickRetry(2)))
+		m := collectKeyedMarks(HandleByKey(t.Context(), kcSeq(nil, nil, changes...), 2, kcKey, kcRev, rec.handle, keyedQuickRetry(2)))
 		wantEqual(t, "errors", len(m.errs), 1)
 		var ke *KeyedError
 		if !errors.As(m.errs[0], &ke) {
@@ -428,7 +428,7 @@ func TestHandleByKeyPoisonFinalNotRetried(t *testing.T) {
 			calls++
 			return stream.Fatal(errBoom)
 		}
-		m := collectMarks(HandleByKey(t.Context(), kcSeq(nil, nil, kc{1, "a"}), 1, kcKey, kcRev, handle, quickRetry(5)))
+		m := collectKeyedMarks(HandleByKey(t.Context(), kcSeq(nil, nil, kc{1, "a"}), 1, kcKey, kcRev, handle, keyedQuickRetry(5)))
 		wantEqual(t, "calls", calls, 1)
 		wantEqual(t, "errors", len(m.errs), 1)
 		var ke *KeyedError
@@ -440,7 +440,7 @@ func TestHandleByKeyPoisonFinalNotRetried(t *testing.T) {
 
 func TestHandleByKeyPoisonSkip(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := newRecorder(func(ctx context.Context, c kc) error {
+		rec := newKeyedRecorder(func(ctx context.Context, c kc) error {
 			if c.Rev == 2 {
 				return errBoom
 			}
@@ -453,7 +453,7 @@ func TestHandleByKeyPoisonSkip(t *testing.T) {
 			skipErr = err
 		}
 		changes := []kc{{1, "b"}, {2, "a"}, {3, "b"}, {4, "a"}, {5, "c"}}
-		m := collectMarks(HandleByKey(t.Context(), kcSeq(nil, nil, changes...), 2, kcKey, kcRev, rec.handle, quickRetry(2), SkipPoison(report)))
+		m := collectKeyedMarks(HandleByKey(t.Context(), kcSeq(nil, nil, changes...), 2, kcKey, kcRev, rec.handle, keyedQuickRetry(2), SkipPoison(report)))
 		if len(m.errs) > 0 {
 			t.Fatal(m.errs)
 		}
@@ -473,15 +473,15 @@ func TestHandleByKeyPoisonSkip(t *testing.T) {
 func TestHandleByKeyBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		rec := newRecorder(func(ctx context.Context, c kc) error {
+		rec := newKeyedRecorder(func(ctx context.Context, c kc) error {
 			<-release
 			return nil
 		})
 		changes := kcGen(rand.New(rand.NewPCG(1, 2)), 200, 50)
 		var pulled atomic.Int64
-		done := make(chan *marks)
+		done := make(chan *keyedMarks)
 		go func() {
-			done <- collectMarks(HandleByKey(t.Context(), kcSeq(&pulled, nil, changes...), 3, kcKey, kcRev, rec.handle, MaxPending(7)))
+			done <- collectKeyedMarks(HandleByKey(t.Context(), kcSeq(&pulled, nil, changes...), 3, kcKey, kcRev, rec.handle, MaxPending(7)))
 		}()
 		synctest.Wait()
 		wantEqual(t, "read", pulled.Load(), int64(7))
@@ -502,7 +502,7 @@ func TestHandleByKeyBounded(t *testing.T) {
 func TestHandleByKeyNewestOnly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		rec := newRecorder(func(ctx context.Context, c kc) error {
+		rec := newKeyedRecorder(func(ctx context.Context, c kc) error {
 			if c.Rev == 1 {
 				<-release
 			}
@@ -516,9 +516,9 @@ func TestHandleByKeyNewestOnly(t *testing.T) {
 				}
 			}
 		}
-		done := make(chan *marks)
+		done := make(chan *keyedMarks)
 		go func() {
-			done <- collectMarks(HandleByKey(t.Context(), seq, 2, kcKey, kcRev, rec.handle, NewestOnly()))
+			done <- collectKeyedMarks(HandleByKey(t.Context(), seq, 2, kcKey, kcRev, rec.handle, NewestOnly()))
 		}()
 		ch <- kc{1, "a"}
 		synctest.Wait() // a1 is being handled
@@ -547,7 +547,7 @@ func TestHandleByKeyNewestOnly(t *testing.T) {
 // watermark of every change before it.
 func TestHandleByKeyUpstreamError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := newRecorder(func(ctx context.Context, c kc) error {
+		rec := newKeyedRecorder(func(ctx context.Context, c kc) error {
 			time.Sleep(time.Duration(c.Rev%3) * time.Millisecond)
 			return nil
 		})
@@ -571,7 +571,7 @@ func TestHandleByKeyCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		var returned atomic.Int64
-		rec := newRecorder(func(hctx context.Context, c kc) error {
+		rec := newKeyedRecorder(func(hctx context.Context, c kc) error {
 			if c.Rev <= 2 {
 				return nil
 			}
@@ -584,9 +584,9 @@ func TestHandleByKeyCancel(t *testing.T) {
 		for i := range changes[2:] {
 			changes[2+i].Key = fmt.Sprint(i % 10)
 		}
-		done := make(chan *marks)
+		done := make(chan *keyedMarks)
 		go func() {
-			done <- collectMarks(HandleByKey(ctx, kcSeq(nil, nil, changes...), 4, kcKey, kcRev, rec.handle))
+			done <- collectKeyedMarks(HandleByKey(ctx, kcSeq(nil, nil, changes...), 4, kcKey, kcRev, rec.handle))
 		}()
 		synctest.Wait()
 		cancel()
@@ -602,7 +602,7 @@ func TestHandleByKeyCancel(t *testing.T) {
 
 func TestHandleByKeyBreak(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := newRecorder(func(ctx context.Context, c kc) error {
+		rec := newKeyedRecorder(func(ctx context.Context, c kc) error {
 			if c.Rev == 1 {
 				return nil
 			}
@@ -631,7 +631,7 @@ func TestHandleByKeyPanic(t *testing.T) {
 			return nil
 		}
 		changes := []kc{{1, "a"}, {2, "b"}, {3, "c"}, {4, "a"}}
-		m := collectMarks(HandleByKey(t.Context(), kcSeq(nil, nil, changes...), 1, kcKey, kcRev, handle, SkipPoison(func(kc, error) {})))
+		m := collectKeyedMarks(HandleByKey(t.Context(), kcSeq(nil, nil, changes...), 1, kcKey, kcRev, handle, SkipPoison(func(kc, error) {})))
 		wantEqual(t, "errors", len(m.errs), 1)
 		var ke *KeyedError
 		var pe *PanicError
@@ -648,12 +648,12 @@ func TestHandleByKeyPanic(t *testing.T) {
 func TestHandleByKeyRevisionErrors(t *testing.T) {
 	ctx := context.Background()
 	nop := func(context.Context, kc) error { return nil }
-	m := collectMarks(HandleByKey(ctx, kcSeq(nil, nil, kc{2, "a"}, kc{1, "b"}), 1, kcKey, kcRev, nop))
+	m := collectKeyedMarks(HandleByKey(ctx, kcSeq(nil, nil, kc{2, "a"}, kc{1, "b"}), 1, kcKey, kcRev, nop))
 	wantEqual(t, "errors", len(m.errs), 1)
 	wantErrIs(t, m.errs[0], stream.ErrProtocol)
 
 	bad := func(kc) (stream.Revision, error) { return stream.Revision{}, errBoom }
-	m = collectMarks(HandleByKey(ctx, kcSeq(nil, nil, kc{1, "a"}), 1, kcKey, bad, nop))
+	m = collectKeyedMarks(HandleByKey(ctx, kcSeq(nil, nil, kc{1, "a"}), 1, kcKey, bad, nop))
 	wantEqual(t, "errors", len(m.errs), 1)
 	wantErrIs(t, m.errs[0], errBoom)
 }
@@ -674,7 +674,7 @@ func TestHandleByKeyInvalid(t *testing.T) {
 		"bad RetryHandler": HandleByKey(ctx, seq, 1, kcKey, kcRev, nop, RetryHandler(stream.RetryPolicy{Jitter: 2})),
 	} {
 		t.Run(name, func(t *testing.T) {
-			m := collectMarks(s)
+			m := collectKeyedMarks(s)
 			wantEqual(t, "watermarks", len(m.revs), 0)
 			wantEqual(t, "errors", len(m.errs), 1)
 			wantErrIs(t, m.errs[0], stream.ErrInvalidOption)
