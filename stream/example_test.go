@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/towerwatch/towerwatch/stream"
 )
@@ -68,4 +70,58 @@ func ExampleCompactedError() {
 	}
 	// Output:
 	// lost history up to 500 - re-list, then watch after it
+}
+
+// A supervisor opens a stream again when it gave up after its retries (a
+// *RetryError, not final), after the position it reached, waiting between
+// reopens under a RetryPolicy; it stops at a final error.
+func ExampleIsFinal() {
+	polls := 0
+	src := stream.NewSource(
+		func(ctx context.Context, after stream.Revision, limit int) (stream.Page[string], error) {
+			switch polls++; {
+			case polls <= 2:
+				return stream.Page[string]{}, errors.New("503 service unavailable")
+			case polls == 3:
+				return stream.Page[string]{Items: []string{"42 vm-7 created"}, Head: stream.MustParseRevision("42")}, nil
+			}
+			return stream.Page[string]{}, stream.Fatal(errors.New("401 unauthorized"))
+		},
+		func(item string) (stream.Revision, error) {
+			rev, _, _ := strings.Cut(item, " ")
+			return stream.ParseRevision(rev)
+		},
+	)
+	ctx := context.Background()
+	opts := []stream.Option{stream.MaxRetries(1), stream.Backoff(time.Millisecond, time.Millisecond),
+		stream.PollInterval(time.Millisecond), stream.Logger(slog.New(slog.DiscardHandler))}
+	reopen := stream.RetryPolicy{Min: time.Millisecond, Max: time.Second, MaxRetries: stream.NoRetryLimit}.Start()
+	start := stream.After(stream.MustParseRevision("41"))
+	for {
+		var end error
+		for item, err := range stream.Watch(ctx, src, append(opts, start)...) {
+			if end = err; err != nil {
+				break
+			}
+			fmt.Println(item)
+			reopen.Reset()
+		}
+		if stream.IsFinal(end) {
+			fmt.Println("final:", end)
+			return
+		}
+		var re *stream.RetryError
+		if errors.As(end, &re) && !re.Position.IsZero() {
+			start = stream.After(re.Position)
+		}
+		fmt.Println("reopening:", end)
+		if err := reopen.Wait(ctx, end); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	// Output:
+	// reopening: retries exhausted after 2 attempts at revision 41: 503 service unavailable
+	// 42 vm-7 created
+	// final: 401 unauthorized
 }

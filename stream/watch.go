@@ -128,7 +128,7 @@ func (e *engine[E]) run(parent context.Context, yield func(E, error) bool) error
 			caughtUp, err = e.accept(res)
 		}
 		if err != nil {
-			// ctx is live: a context error is this poll's timeout.
+			// ctx is live here: a context error is the poll's own timeout, retried.
 			if isFinalFailure(err) {
 				return err
 			}
