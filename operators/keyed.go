@@ -306,8 +306,8 @@ type keyedRun[T any, K comparable] struct {
 	keys       map[K]*keyedKeyState[K]
 	ready      keyedReadyHeap[K] // keys whose first change can start, oldest change first
 	backoff    keyedRetryHeap[K] // keys waiting to retry
-	timer      *time.Timer  // fires at backoff's earliest due time
-	running    int          // calls in progress (jobs sent, results not received)
+	timer      *time.Timer       // fires at backoff's earliest due time
+	running    int               // calls in progress (jobs sent, results not received)
 	watermark  stream.Revision
 	yielded    stream.Revision // the last watermark yielded
 	last       stream.Revision // revision of the last change read
