@@ -21,9 +21,13 @@ type Page[E any] struct {
 // Poller fetches one page of changes.
 //
 // Poll returns changes after the revision after (all of them if after is
-// zero: the server decides which page that is), at most limit of them. It
-// must honour ctx. An error is retried with backoff unless it is marked with
-// Fatal, or ctx is done.
+// zero: the server decides which page that is; the engine then only wants
+// the head), at most limit of them. FromStart polls after revision 0. Poll
+// must honour ctx. An error is retried under the stream's RetryPolicy
+// unless it is marked with Fatal or wraps ErrInvalidOption or ErrCompacted
+// (IsFinal's rule; a context error while ctx is live is a timeout, and is
+// retried), or ctx is done. The package doc, under "When a Source is polled", says what a call
+// tells about the consumer's progress.
 type Poller[E any] interface {
 	Poll(ctx context.Context, after Revision, limit int) (Page[E], error)
 }
