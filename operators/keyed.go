@@ -185,15 +185,28 @@ func WatermarkRevision(rev stream.Revision) (stream.Revision, error) { return re
 //
 // Save the watermark with Checkpoint, and start the stream after it on the
 // next run (LoadAfter): nothing at or below it is lost after a crash, and
-// changes above it may be handled again (at-least-once, per key in order):
+// changes above it may be handled again (at-least-once, per key in order),
+// so handle must be idempotent:
 //
+//	after, err := operators.LoadAfter(ctx, store, stream.FromStart())
+//	if err != nil {
+//		return err
+//	}
 //	events := stream.Watch(ctx, src, after)
 //	marks := operators.HandleByKey(ctx, events, 32, resourceID, src.Revision, apply)
-//	for _, err := range operators.Checkpoint(ctx, marks, store, operators.WatermarkRevision) {
+//	for _, err := range operators.Checkpoint(ctx, marks, store, operators.WatermarkRevision,
+//		operators.SaveWhenIdle(time.Second)) {
 //		if err != nil {
-//			return err
+//			return err // the watermark reached is saved before the error
 //		}
 //	}
+//
+// The watermark is a sequence, not an option taking a store, so that it
+// composes: Checkpoint's save rules (every n, by time, when idle, before a
+// save, on the way out) apply unchanged, and any consumer (a metric, a
+// log, a JetStream acknowledgement) can range over it. SaveWhenIdle saves
+// the last advances of a stream that goes quiet; without it they are saved
+// with the next change, or on the way out.
 //
 // # Blocking and goroutines
 //
