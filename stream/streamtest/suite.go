@@ -126,7 +126,7 @@ func cases[E any]() []suiteCase[E] {
 
 func testBacklog[E any](t *testing.T, h Harness[E]) {
 	ctx := caseContext(t)
-	want := h.Append(5*suitePageSize + 3)
+	want := appendN(t, h, 5*suitePageSize+3)
 	s := newSpy(h.Source())
 	got, err := s.take(ctx, last(want), stream.FromStart())
 	checkDelivered(t, got, err, want)
@@ -139,7 +139,7 @@ func testEmptyFeed[E any](t *testing.T, h Harness[E]) {
 	w := s.start(t, ctx, stream.FromStart())
 	s.waitPolls(t, ctx, 3)
 	w.checkNothing(t)
-	want := h.Append(3)
+	want := appendN(t, h, 3)
 	got, err := w.next(t, last(want))
 	checkDelivered(t, got, err, want)
 	w.stop(t)
@@ -147,12 +147,12 @@ func testEmptyFeed[E any](t *testing.T, h Harness[E]) {
 
 func testFromNow[E any](t *testing.T, h Harness[E]) {
 	ctx := caseContext(t)
-	h.Append(2*suitePageSize + 1) // history that FromNow skips
+	appendN(t, h, 2*suitePageSize+1) // history that FromNow skips
 	s := newSpy(h.Source())
 	w := s.start(t, ctx, stream.FromNow())
 	s.waitPolls(t, ctx, 2) // the head, then a poll after it
 	w.checkNothing(t)
-	want := h.Append(3)
+	want := appendN(t, h, 3)
 	got, err := w.next(t, last(want))
 	checkDelivered(t, got, err, want)
 	w.stop(t)
@@ -160,7 +160,7 @@ func testFromNow[E any](t *testing.T, h Harness[E]) {
 
 func testResumeAfter[E any](t *testing.T, h Harness[E]) {
 	ctx := caseContext(t)
-	all := h.Append(4*suitePageSize + 2)
+	all := appendN(t, h, 4*suitePageSize+2)
 	s := newSpy(h.Source())
 	got, err := s.take(ctx, last(all), stream.After(all[9]))
 	checkDelivered(t, got, err, all[10:])
@@ -179,7 +179,7 @@ func testResumeAfter[E any](t *testing.T, h Harness[E]) {
 
 func testCompaction[E any](t *testing.T, h Harness[E]) {
 	ctx := caseContext(t)
-	all := h.Append(3 * suitePageSize)
+	all := appendN(t, h, 3*suitePageSize)
 	compact := all[9]
 	h.Compact(compact)
 	s := newSpy(h.Source())
@@ -204,7 +204,7 @@ func testCompaction[E any](t *testing.T, h Harness[E]) {
 
 func testTransientError[E any](t *testing.T, h Harness[E]) {
 	ctx := caseContext(t)
-	want := h.Append(2*suitePageSize + 4)
+	want := appendN(t, h, 2*suitePageSize+4)
 	s := newSpy(h.Source())
 	h.FailNext()
 	got, err := s.take(ctx, last(want), stream.FromStart())
@@ -219,7 +219,7 @@ func testTransientError[E any](t *testing.T, h Harness[E]) {
 	s.waitPolls(t, ctx, base+1)
 	warned := s.warnings.Load()
 	h.FailNext()
-	more := h.Append(suitePageSize + 2)
+	more := appendN(t, h, suitePageSize+2)
 	got, err = w.next(t, last(more))
 	checkDelivered(t, got, err, more)
 	w.stop(t)
@@ -230,7 +230,7 @@ func testTransientError[E any](t *testing.T, h Harness[E]) {
 
 func testCancel[E any](t *testing.T, h Harness[E]) {
 	ctx := caseContext(t)
-	want := h.Append(3*suitePageSize + 1)
+	want := appendN(t, h, 3*suitePageSize+1)
 	s := newSpy(h.Source())
 
 	// Within a page: the next value after cancel is ctx.Err().
@@ -267,7 +267,7 @@ func testCancel[E any](t *testing.T, h Harness[E]) {
 
 func testBreak[E any](t *testing.T, h Harness[E]) {
 	ctx := caseContext(t)
-	want := h.Append(6 * suitePageSize)
+	want := appendN(t, h, 6*suitePageSize)
 	s := newSpy(h.Source())
 	for _, at := range []int{1, suitePageSize, suitePageSize + 1, 3*suitePageSize + 2} {
 		got, err := s.take(ctx, want[at-1], stream.FromStart())
@@ -277,6 +277,21 @@ func testBreak[E any](t *testing.T, h Harness[E]) {
 }
 
 func last(revs []stream.Revision) stream.Revision { return revs[len(revs)-1] }
+
+// appendN calls h.Append and checks what it returns.
+func appendN[E any](t *testing.T, h Harness[E], n int) []stream.Revision {
+	t.Helper()
+	revs := h.Append(n)
+	if len(revs) != n {
+		t.Fatalf("Harness.Append(%d) returned %d revisions", n, len(revs))
+	}
+	for i, r := range revs {
+		if r.IsZero() || i > 0 && !revs[i-1].Less(r) {
+			t.Fatalf("Harness.Append(%d) returned %v: not ascending", n, revs)
+		}
+	}
+	return revs
+}
 
 // caseContext bounds a case, so that a hung source fails instead of
 // blocking the test binary.
