@@ -335,6 +335,7 @@ func TestFeedNeedsAPICredentials(t *testing.T) {
 		defer s.Close()
 		s.Generate(100)
 		c, err := cloudtower.Dial(t.Context(), cloudtower.Config{
+			// No API credentials, on purpose: the login token alone.
 			Host: "http://" + fakeserver.MemoryHost, Username: s.Username(), Password: s.Password(),
 			Transport: s.Transport(), Logger: discard,
 		})
