@@ -224,8 +224,11 @@ func WatermarkRevision(rev stream.Revision) (stream.Revision, error) { return re
 //
 // The calls for one key never overlap, and happen in revision order: a
 // change waits for the earlier changes of its key, including their
-// retries. Changes of different keys have no order among each other. The
-// watermark increases strictly.
+// retries. Changes of different keys have no order among each other;
+// among the changes ready to start, the oldest starts first, which keeps
+// the watermark close behind the work done (so little is handled twice
+// after a crash). The watermark increases strictly; nothing is yielded
+// before the first change is handled.
 //
 // # Bounds
 //
