@@ -13,6 +13,7 @@ import (
 
 	"github.com/towerwatch/towerwatch/informer"
 	"github.com/towerwatch/towerwatch/stream"
+	"github.com/towerwatch/towerwatch/stream/streamtest"
 )
 
 var discard = slog.New(slog.DiscardHandler)
@@ -74,16 +75,26 @@ func TestInitialSync(t *testing.T) {
 	})
 }
 
+// behaviors are the server behaviours a feed's API may leave open.
+var behaviors = map[string]streamtest.Behavior{
+	"plain":            {},
+	"inclusive":        {Inclusive: true},
+	"oldest on absent": {OldestOnAbsent: true},
+	"shuffled":         {Shuffle: true},
+	"repeated pages":   {RepeatEvery: 2},
+	"all":              {Inclusive: true, OldestOnAbsent: true, Shuffle: true, RepeatEvery: 3},
+}
+
 // Inserts, updates and deletes while the informer lists, before and after
 // the page being read, including deletions that shift the offset pages:
 // the store ends equal to the server, the handlers get only the initial
 // Adds of the final state, and nothing is notified twice.
 func TestChangesDuringList(t *testing.T) {
-	for _, inclusive := range []bool{false, true} {
-		t.Run(map[bool]string{false: "exclusive", true: "inclusive"}[inclusive], func(t *testing.T) {
+	for name, b := range behaviors {
+		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				w := newWorld(30)
-				w.inclusive = inclusive
+				w.feed.SetBehavior(b)
 				fetch := 0
 				w.beforeFetch = func(int) {
 					fetch++
@@ -132,7 +143,7 @@ func TestChangesDuringList(t *testing.T) {
 func TestChangeRepeatedAcrossListBoundary(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(5)
-		w.inclusive = true
+		w.feed.SetBehavior(streamtest.Behavior{Inclusive: true})
 		w.beforeFetch = func(skip int) {
 			if skip == 0 {
 				w.update(id(1), "STOPPED") // before the list reads it
@@ -174,7 +185,7 @@ func TestCompactionWhileBehind(t *testing.T) {
 		// The informer falls behind: its polls hang.
 		var blocked atomic.Bool
 		blocked.Store(true)
-		w.hooks(nil, func(ctx context.Context) error {
+		w.onPoll(func(ctx context.Context) error {
 			if blocked.Load() {
 				select {
 				case <-gate:
@@ -445,13 +456,14 @@ func TestDecodeErrorRelists(t *testing.T) {
 		w := newWorld(3)
 		bad := errors.New("bad json")
 		var causes []error
-		dec := func(ctx context.Context, c chg) (informer.Change[*obj], error) {
-			if c.Obj.Status == "GARBLED" {
+		dec := func(ctx context.Context, it streamtest.Item) (informer.Change[*obj], error) {
+			c, err := decode(ctx, it)
+			if err == nil && c.Object.Status == "GARBLED" {
 				return informer.Change[*obj]{}, bad
 			}
-			return decode(ctx, c)
+			return c, err
 		}
-		inf, err := informer.New(w.lister(5), stream.Source[chg](w), dec, keyOf, informer.Logger(discard),
+		inf, err := informer.New(w.lister(5), w.feed, dec, keyOf, informer.Logger(discard),
 			informer.WatchOptions(stream.Logger(discard)),
 			informer.OnRelist(func(ri informer.RelistInfo) { causes = append(causes, ri.Cause) }))
 		require.NoError(t, err)
@@ -472,7 +484,7 @@ func TestFatalErrorEndsRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(3)
 		refused := errors.New("401 refused")
-		w.beforePoll = func(context.Context) error { return stream.Fatal(refused) }
+		w.onPoll(func(context.Context) error { return stream.Fatal(refused) })
 		inf := newInformer(t, w)
 		err := inf.Run(t.Context())
 		require.ErrorIs(t, err, refused)
@@ -486,7 +498,7 @@ func TestFatalListErrorEndsRun(t *testing.T) {
 		w := newWorld(3)
 		refused := errors.New("403")
 		lister := informer.ListFunc[*obj](func(context.Context, func([]*obj) error) error { return stream.Fatal(refused) })
-		inf, err := informer.New(lister, stream.Source[chg](w), decode, keyOf, informer.Logger(discard))
+		inf, err := informer.New(lister, w.feed, decode, keyOf, informer.Logger(discard))
 		require.NoError(t, err)
 		require.ErrorIs(t, inf.Run(t.Context()), refused)
 	})
@@ -500,12 +512,12 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 		w := newWorld(9)
 		var fails atomic.Int32
 		fails.Store(3)
-		w.beforePoll = func(context.Context) error {
+		w.onPoll(func(context.Context) error {
 			if fails.Add(-1) >= 0 {
 				return errors.New("503")
 			}
 			return nil
-		}
+		})
 		listFails := 2
 		base := w.lister(4)
 		lister := informer.ListFunc[*obj](func(ctx context.Context, yield func([]*obj) error) error {
@@ -515,7 +527,7 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 			}
 			return base.List(ctx, yield)
 		})
-		inf, err := informer.New(lister, stream.Source[chg](w), decode, keyOf, informer.Logger(discard),
+		inf, err := informer.New(lister, w.feed, decode, keyOf, informer.Logger(discard),
 			informer.WatchOptions(stream.MaxRetries(0), stream.Logger(discard), stream.PollInterval(time.Second)))
 		require.NoError(t, err)
 		rec := newRecorder()
@@ -576,19 +588,21 @@ func TestOptionsValidate(t *testing.T) {
 		"equal":       informer.Equal[*obj](nil),
 	} {
 		require.ErrorIs(t, opt.Err(), stream.ErrInvalidOption, name)
-		_, err := informer.New(w.lister(5), stream.Source[chg](w), decode, keyOf, opt)
+		_, err := informer.New(w.lister(5), w.feed, decode, keyOf, opt)
 		require.ErrorIs(t, err, stream.ErrInvalidOption, name)
 	}
 	// A function of another object type.
-	_, err := informer.New(w.lister(5), stream.Source[chg](w), decode, keyOf,
+	_, err := informer.New(w.lister(5), w.feed, decode, keyOf,
 		informer.Index("x", func(string) []string { return nil }))
 	require.ErrorIs(t, err, stream.ErrInvalidOption)
-	_, err = informer.New(w.lister(5), stream.Source[chg](w), decode, keyOf,
+	_, err = informer.New(w.lister(5), w.feed, decode, keyOf,
 		informer.Index("x", func(*obj) []string { return nil }), informer.Index("x", func(*obj) []string { return nil }))
 	require.ErrorIs(t, err, stream.ErrInvalidOption)
-	_, err = informer.New[string, *obj, chg](nil, w, decode, keyOf)
+	_, err = informer.New[string, *obj, streamtest.Item](nil, w.feed, decode, keyOf)
 	require.ErrorIs(t, err, stream.ErrInvalidOption)
 	require.NoError(t, informer.Resync(time.Minute).Err())
+	require.NoError(t, informer.Validate(informer.Resync(time.Minute), nil))
+	require.ErrorIs(t, informer.Validate(informer.Resync(time.Minute), informer.Resync(-1)), stream.ErrInvalidOption)
 }
 
 func TestEqualOption(t *testing.T) {
@@ -625,7 +639,7 @@ func TestRetryLimit(t *testing.T) {
 		lister := informer.ListFunc[*obj](func(context.Context, func([]*obj) error) error { return down })
 		p := stream.DefaultRetryPolicy()
 		p.MaxRetries = 3
-		inf, err := informer.New(lister, stream.Source[chg](w), decode, keyOf, informer.Logger(discard), informer.Retry(p))
+		inf, err := informer.New(lister, w.feed, decode, keyOf, informer.Logger(discard), informer.Retry(p))
 		require.NoError(t, err)
 		err = inf.Run(t.Context())
 		var re *stream.RetryError

@@ -1,6 +1,7 @@
 package informer
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -58,6 +59,19 @@ func (o Option) Err() error {
 	c := &config{}
 	o(c)
 	return c.err
+}
+
+// Validate returns the errors of opts, joined (nil if every option is
+// valid): the error New would return for them (New also checks that the
+// functions given to Index, Transform and Equal take its object type).
+func Validate(opts ...Option) error {
+	var errs []error
+	for _, o := range opts {
+		if err := o.Err(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Index registers an index: f returns the index values of an object (for

@@ -2,10 +2,10 @@ package informer_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"strconv"
 	"sync"
 	"testing"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/towerwatch/towerwatch/informer"
 	"github.com/towerwatch/towerwatch/stream"
+	"github.com/towerwatch/towerwatch/stream/streamtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -29,31 +30,26 @@ type obj struct {
 
 func keyOf(o *obj) string { return o.ID }
 
-// chg is one item of the world's change feed.
+// chg is the value of a change in the world's feed (streamtest.Item.Value,
+// as JSON).
 type chg struct {
-	Rev uint64
 	Op  informer.Op
 	Obj obj
 }
 
-// world is an in-memory server: objects, a change log with compaction,
-// offset-paged listing ordered by id, and hooks to act during a list.
+// world is an in-memory server: objects, listed by offset in id order,
+// and their change log, a streamtest.Feed (with its compaction, faults and
+// server behaviours), plus a hook to act during a list.
 type world struct {
-	mu        sync.Mutex
-	objs      map[string]obj
-	log       []chg
-	rev       uint64
-	compact   uint64
-	inclusive bool // a poll's page includes its start revision
+	mu   sync.Mutex
+	objs map[string]obj
+	feed *streamtest.Feed
 
-	beforeFetch func(skip int)                  // runs before each list page, outside the lock
-	beforePoll  func(ctx context.Context) error // runs before each poll, outside the lock
-	fetches     int
-	polls       int
+	beforeFetch func(skip int) // runs before each list page, outside the lock
 }
 
 func newWorld(n int) *world {
-	w := &world{objs: map[string]obj{}}
+	w := &world{objs: map[string]obj{}, feed: &streamtest.Feed{}}
 	for i := range n {
 		w.insert(obj{ID: id(i), Status: "RUNNING", Cluster: "c" + strconv.Itoa(i%3)})
 	}
@@ -62,10 +58,14 @@ func newWorld(n int) *world {
 
 func id(i int) string { return fmt.Sprintf("vm-%04d", i) }
 
+// record appends a change; w.mu is held, so that the log's order is the
+// state's.
 func (w *world) record(op informer.Op, o obj) uint64 {
-	w.rev++
-	w.log = append(w.log, chg{Rev: w.rev, Op: op, Obj: o})
-	return w.rev
+	b, err := json.Marshal(chg{Op: op, Obj: o})
+	if err != nil {
+		panic(err)
+	}
+	return w.feed.Add(streamtest.Item{Key: o.ID, Value: string(b)})
 }
 
 func (w *world) insert(o obj) uint64 {
@@ -110,12 +110,7 @@ func (w *world) silently(f func(objs map[string]obj)) {
 }
 
 // compactAll discards the whole log.
-func (w *world) compactAll() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.compact = w.rev
-	w.log = nil
-}
+func (w *world) compactAll() { w.feed.Compact(w.feed.Head()) }
 
 func (w *world) state() map[string]obj {
 	w.mu.Lock()
@@ -123,28 +118,24 @@ func (w *world) state() map[string]obj {
 	return maps.Clone(w.objs)
 }
 
-// hooks sets the hooks (nil leaves one unchanged).
-func (w *world) hooks(beforeFetch func(skip int), beforePoll func(ctx context.Context) error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if beforeFetch != nil {
-		w.beforeFetch = beforeFetch
+// onPoll sets the hook run before each poll (nil: none).
+func (w *world) onPoll(f func(ctx context.Context) error) {
+	if f == nil {
+		w.feed.OnPoll(nil)
+		return
 	}
-	if beforePoll != nil {
-		w.beforePoll = beforePoll
-	}
+	w.feed.OnPoll(func(ctx context.Context, _ stream.Revision) error { return f(ctx) })
 }
 
 func (w *world) fetch(ctx context.Context, skip, limit int) ([]*obj, error) {
 	w.mu.Lock()
 	before := w.beforeFetch
 	w.mu.Unlock()
-	if f := before; f != nil {
-		f(skip)
+	if before != nil {
+		before(skip)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.fetches++
 	ids := slices.Sorted(maps.Keys(w.objs))
 	var out []*obj
 	for i := skip; i < len(ids) && len(out) < limit; i++ {
@@ -158,42 +149,12 @@ func (w *world) lister(limit int) informer.Lister[*obj] {
 	return informer.OffsetLister(keyOf, limit, w.fetch)
 }
 
-func (w *world) Poll(ctx context.Context, after stream.Revision, limit int) (stream.Page[chg], error) {
-	w.mu.Lock()
-	before := w.beforePoll
-	w.mu.Unlock()
-	if f := before; f != nil {
-		if err := f(ctx); err != nil {
-			return stream.Page[chg]{}, err
-		}
+func decode(_ context.Context, it streamtest.Item) (informer.Change[*obj], error) {
+	var c chg
+	if err := json.Unmarshal([]byte(it.Value), &c); err != nil {
+		return informer.Change[*obj]{}, err
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.polls++
-	page := stream.Page[chg]{Head: stream.RevisionFromUint64(w.rev), Compact: stream.RevisionFromUint64(w.compact)}
-	if w.compact == 0 {
-		page.Compact = stream.Revision{}
-	}
-	a, ok := after.Uint64()
-	if !ok { // no start: the newest page
-		a = w.rev - min(w.rev, uint64(limit))
-	} else if w.inclusive && a > 0 {
-		a--
-	}
-	i := sort.Search(len(w.log), func(i int) bool { return w.log[i].Rev > a })
-	for ; i < len(w.log) && len(page.Items) < limit; i++ {
-		page.Items = append(page.Items, w.log[i])
-	}
-	return page, nil
-}
-
-func (w *world) Revision(c chg) (stream.Revision, error) {
-	return stream.RevisionFromUint64(c.Rev), nil
-}
-
-func decode(_ context.Context, c chg) (informer.Change[*obj], error) {
-	o := c.Obj
-	return informer.Change[*obj]{Op: c.Op, Object: &o}, nil
+	return informer.Change[*obj]{Op: c.Op, Object: &c.Obj}, nil
 }
 
 // newInformer builds an informer over w with quick polls.
@@ -203,7 +164,7 @@ func newInformer(t *testing.T, w *world, opts ...informer.Option) *informer.Info
 		informer.WatchOptions(stream.PollInterval(100e6), stream.PageSize(10), stream.Logger(discard)),
 		informer.Logger(discard),
 	}, opts...)
-	inf, err := informer.New(w.lister(7), stream.Source[chg](w), decode, keyOf, opts...)
+	inf, err := informer.New(w.lister(7), w.feed, decode, keyOf, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

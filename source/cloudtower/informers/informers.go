@@ -49,6 +49,18 @@ func (o Option) Err() error {
 	return c.err
 }
 
+// Validate returns the errors of opts, joined (nil if every option is
+// valid): the error New would return for them.
+func Validate(opts ...Option) error {
+	var errs []error
+	for _, o := range opts {
+		if err := o.Err(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // PageSize sets the number of objects per list request (default
 // DefaultPageSize). It must be at least 2.
 func PageSize(n int) Option {

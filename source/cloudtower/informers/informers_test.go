@@ -362,6 +362,7 @@ func TestOptionErrors(t *testing.T) {
 	_, err = informers.New(&client.Cloudtower{}, informers.Kind[*models.VM]{Type: "Vm"})
 	require.ErrorIs(t, err, stream.ErrInvalidOption)
 	require.NoError(t, informers.RefetchByID().Err())
+	require.ErrorIs(t, informers.Validate(informers.RefetchByID(), informers.PageSize(0)), stream.ErrInvalidOption)
 	var nilErr error
 	require.False(t, errors.Is(nilErr, stream.ErrInvalidOption))
 }
