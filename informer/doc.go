@@ -19,12 +19,14 @@
 // # Start
 //
 // Run learns the feed's head revision H (one poll of one item, as
-// stream.FromNow does), lists every object into a scratch copy, then
-// watches after H: the changes up to the head H2 reported by the first
-// poll after the list are applied to the scratch copy silently (the list
-// may already include some of them; each change carries the whole object,
-// so replaying them in order ends at the right state). Once it reaches H2,
-// or the watch has caught up, the scratch copy becomes the store, and each
+// stream.FromNow does), lists every object into a scratch copy, learns the
+// head H2 again, then watches after H: the changes up to H2 (or up to the
+// head of the watch's first page, if higher: a stale answer to one of the
+// two cannot make it stop short) are applied to the scratch copy silently
+// (the list may already include some of them; each change carries the
+// whole object, so replaying them in order ends at the right state). Once
+// it reaches H2, or the watch has caught up to a head at or above H2, the
+// scratch copy becomes the store, and each
 // handler gets one OnAdd(obj, initial=true) per object; HasSynced is true
 // from then on. Every later change is applied to the store and notified,
 // in revision order. A Delete of an object the store does not hold is

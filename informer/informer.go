@@ -321,13 +321,19 @@ func (inf *Informer[K, V]) session(ctx context.Context, cause error, bo *stream.
 	for {
 		start := time.Now()
 		h, err := inf.feed.head(ctx)
+		var (
+			scratch map[K]V
+			h2      stream.Revision
+		)
 		if err == nil {
-			var scratch map[K]V
 			scratch, err = inf.list(ctx)
-			if err == nil {
-				bo.Reset()
-				return inf.watch(ctx, cause, h, scratch, start, bo)
-			}
+		}
+		if err == nil {
+			h2, err = inf.feed.head(ctx)
+		}
+		if err == nil {
+			bo.Reset()
+			return inf.watch(ctx, cause, h, h2, scratch, start, bo)
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -366,13 +372,22 @@ func (inf *Informer[K, V]) prepare(v V) V {
 	return v
 }
 
-// watch replays the changes after h onto scratch until it reaches the
-// head seen after the list (or catches up), then commits scratch to the
-// store and applies every later change with notifications.
-func (inf *Informer[K, V]) watch(ctx context.Context, cause error, h stream.Revision, scratch map[K]V, start time.Time, bo *stream.Retrier) (next error, err error) {
+// watch replays the changes after h onto scratch until it reaches h2, the
+// head after the list (or catches up to a head at or above it), then
+// commits scratch to the store and applies every later change with
+// notifications.
+//
+// h2 is the larger of the head requested after the list and the head of
+// the watch's first page: a server that answers one of the two with a
+// stale page (an earlier response again) cannot make the informer sync
+// before it has replayed the changes made during the list.
+func (inf *Informer[K, V]) watch(ctx context.Context, cause error, h, h2 stream.Revision, scratch map[K]V, start time.Time, bo *stream.Retrier) (next error, err error) {
+	if h.IsZero() { // a server that reports no head: from the start
+		h = stream.RevisionFromUint64(0)
+	}
 	var (
-		pos         = h             // last revision applied
-		h2          stream.Revision // head seen by the first poll after the list
+		pos         = h // last revision applied
+		firstPage   = true
 		committed   bool
 		commitAfter = -1 // items left in a caught-up page before committing
 	)
@@ -396,10 +411,15 @@ func (inf *Informer[K, V]) watch(ctx context.Context, cause error, h stream.Revi
 		if committed {
 			return
 		}
-		if h2.IsZero() && !p.Head.IsZero() {
-			h2 = p.Head
+		if firstPage {
+			firstPage = false
+			if h2.Less(p.Head) {
+				h2 = p.Head
+			}
 		}
-		if p.CaughtUp {
+		// A caught-up page whose head is below h2 is stale: it says
+		// nothing of the changes up to h2. (Zero: the head is unknown.)
+		if p.CaughtUp && (p.Head.IsZero() || !p.Head.Less(h2)) {
 			commitAfter = p.New
 			if p.New == 0 {
 				commit()
@@ -563,8 +583,8 @@ type srcFeed[E, V any] struct {
 }
 
 // head asks for the newest revision, with one poll of one item, as
-// stream.FromNow does. A server that reports none is at revision 0 (or at
-// its compact revision).
+// stream.FromNow does: the server's head, or its compact revision if that
+// is higher, or zero if it reports neither.
 func (f *srcFeed[E, V]) head(ctx context.Context) (stream.Revision, error) {
 	pctx, cancel := context.WithTimeout(ctx, stream.DefaultPollTimeout)
 	defer cancel()
@@ -575,9 +595,6 @@ func (f *srcFeed[E, V]) head(ctx context.Context) (stream.Revision, error) {
 	h := page.Head
 	if h.Less(page.Compact) {
 		h = page.Compact
-	}
-	if h.IsZero() {
-		h = stream.RevisionFromUint64(0)
 	}
 	return h, nil
 }

@@ -3,7 +3,9 @@ package informer_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -646,5 +648,99 @@ func TestRetryLimit(t *testing.T) {
 		require.ErrorAs(t, err, &re)
 		require.Equal(t, 4, re.Attempts)
 		require.ErrorIs(t, err, down)
+	})
+}
+
+// staleSource answers its poll number staleAt with a copy of its first
+// answer (the head request before the list): a stale page, as a caching
+// proxy or a retried response could give.
+type staleSource struct {
+	*streamtest.Feed
+	mu      sync.Mutex
+	n       int
+	staleAt int
+	first   stream.Page[streamtest.Item]
+}
+
+func (s *staleSource) Poll(ctx context.Context, after stream.Revision, limit int) (stream.Page[streamtest.Item], error) {
+	s.mu.Lock()
+	s.n++
+	n := s.n
+	s.mu.Unlock()
+	if n == s.staleAt {
+		return s.first, nil
+	}
+	p, err := s.Feed.Poll(ctx, after, limit)
+	if n == 1 {
+		s.first = p
+	}
+	return p, err
+}
+
+// A stale answer right after the list (to the head request or to the
+// first poll of the watch) does not make the informer sync before it has
+// replayed the changes made during the list: no handler sees an object go
+// back to an older state.
+func TestStalePageAfterListDoesNotSyncEarly(t *testing.T) {
+	for _, staleAt := range []int{2, 3} {
+		t.Run(fmt.Sprint("poll ", staleAt), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				w := newWorld(5)
+				once := true
+				w.beforeFetch = func(int) {
+					if once {
+						once = false
+						w.update(id(1), "STOPPED")   // gen 1
+						w.update(id(1), "SUSPENDED") // gen 2, what the list reads
+					}
+				}
+				src := &staleSource{Feed: w.feed, staleAt: staleAt}
+				inf, err := informer.New(w.lister(7), stream.Source[streamtest.Item](src), decode, keyOf, informer.Logger(discard),
+					informer.WatchOptions(stream.PollInterval(100*time.Millisecond), stream.Logger(discard)))
+				require.NoError(t, err)
+				rec := newRecorder()
+				inf.AddHandler(rec)
+				stop := start(t, inf)
+				defer stop()
+				require.NoError(t, inf.WaitForSync(t.Context()))
+				settle()
+				for _, e := range rec.take() {
+					require.True(t, e.Kind == "add" && e.Initial, "a notification besides the initial Adds: %v", e)
+				}
+				got, _ := inf.Store().Get(id(1))
+				require.Equal(t, 2, got.Gen)
+			})
+		})
+	}
+}
+
+// noHead hides the server's head revision (a feed that reports none).
+type noHead struct{ *streamtest.Feed }
+
+func (s noHead) Poll(ctx context.Context, after stream.Revision, limit int) (stream.Page[streamtest.Item], error) {
+	p, err := s.Feed.Poll(ctx, after, limit)
+	p.Head = stream.Revision{}
+	return p, err
+}
+
+// Without a head, the informer replays from the start until caught up,
+// then syncs, and goes on.
+func TestFeedWithoutHead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(6)
+		inf, err := informer.New(w.lister(4), stream.Source[streamtest.Item](noHead{w.feed}), decode, keyOf, informer.Logger(discard),
+			informer.WatchOptions(stream.PollInterval(100*time.Millisecond), stream.Logger(discard)))
+		require.NoError(t, err)
+		rec := newRecorder()
+		inf.AddHandler(rec)
+		stop := start(t, inf)
+		defer stop()
+		require.NoError(t, inf.WaitForSync(t.Context()))
+		settle()
+		require.Len(t, rec.take(), 6)
+		w.update(id(2), "STOPPED")
+		settle()
+		require.Equal(t, []event{{"update", id(2), 1, "STOPPED", false}}, rec.take())
+		require.Equal(t, w.state(), storeState(inf))
 	})
 }
