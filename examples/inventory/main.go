@@ -236,8 +236,9 @@ func printCounts(s *informer.Store[string, *models.VM]) {
 // compare lists every VM and returns how the store differs.
 func compare(ctx context.Context, c *client.Cloudtower, s *informer.Store[string, *models.VM]) ([]string, error) {
 	listed := map[string]*models.VM{}
-	lister := informer.OffsetLister(informers.VMKind.ID, 500, func(ctx context.Context, skip, limit int) ([]*models.VM, error) {
-		return informers.VMKind.List(ctx, c, informers.Query{Skip: int32(skip), First: int32(limit)})
+	kind := informers.VMKind()
+	lister := informer.OffsetLister(kind.ID, 500, func(ctx context.Context, skip, limit int) ([]*models.VM, error) {
+		return kind.List(ctx, c, informers.Query{Skip: int32(skip), First: int32(limit)})
 	})
 	err := lister.List(ctx, func(page []*models.VM) error {
 		for _, vm := range page {

@@ -12,7 +12,7 @@
 //	vms.AddHandler(informer.HandlerFuncs[*models.VM]{...})
 //	go vms.Run(ctx)
 //
-// Each informer lists its type through the SDK's get-* operation (VMKind:
+// Each informer lists its type through the SDK's get-* operation (VMKind():
 // POST /get-vms, ...) in pages ordered by id (first/skip; see
 // informer.OffsetLister for why no object is missed when others are deleted
 // meanwhile), with the client's login token, and watches the resource-change

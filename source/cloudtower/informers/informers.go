@@ -146,27 +146,27 @@ func New[V any](c *client.Cloudtower, k Kind[V], opts ...Option) (*informer.Info
 
 // VMs returns an informer of the virtual machines; see New.
 func VMs(c *client.Cloudtower, opts ...Option) (*informer.Informer[string, *models.VM], error) {
-	return New(c, VMKind, opts...)
+	return New(c, VMKind(), opts...)
 }
 
 // Hosts returns an informer of the hosts; see New.
 func Hosts(c *client.Cloudtower, opts ...Option) (*informer.Informer[string, *models.Host], error) {
-	return New(c, HostKind, opts...)
+	return New(c, HostKind(), opts...)
 }
 
 // Clusters returns an informer of the clusters; see New.
 func Clusters(c *client.Cloudtower, opts ...Option) (*informer.Informer[string, *models.Cluster], error) {
-	return New(c, ClusterKind, opts...)
+	return New(c, ClusterKind(), opts...)
 }
 
 // VMVolumes returns an informer of the virtual machine volumes; see New.
 func VMVolumes(c *client.Cloudtower, opts ...Option) (*informer.Informer[string, *models.VMVolume], error) {
-	return New(c, VMVolumeKind, opts...)
+	return New(c, VMVolumeKind(), opts...)
 }
 
 // Labels returns an informer of the labels; see New.
 func Labels(c *client.Cloudtower, opts ...Option) (*informer.Informer[string, *models.Label], error) {
-	return New(c, LabelKind, opts...)
+	return New(c, LabelKind(), opts...)
 }
 
 // ErrUndecodable is wrapped by the error of a change the informer could

@@ -59,87 +59,97 @@ func where(q Query) *string {
 	return &q.ID
 }
 
-// VMKind lists virtual machines (POST /get-vms).
-var VMKind = Kind[*models.VM]{
-	Type: TypeVM,
-	ID:   func(v *models.VM) string { return str(v.ID) },
-	List: func(ctx context.Context, c *client.Cloudtower, q Query) ([]*models.VM, error) {
-		body := &models.GetVmsRequestBody{First: &q.First, Skip: &q.Skip, OrderBy: models.VMOrderByInputIDASC.Pointer()}
-		if id := where(q); id != nil {
-			body.Where = &models.VMWhereInput{ID: id}
-		}
-		resp, err := c.VM.GetVms(vm.NewGetVmsParams().WithContext(ctx).WithRequestBody(body))
-		if err != nil {
-			return nil, err
-		}
-		return resp.Payload, nil
-	},
+// VMKind returns the Kind of the virtual machines (POST /get-vms).
+func VMKind() Kind[*models.VM] {
+	return Kind[*models.VM]{
+		Type: TypeVM,
+		ID:   func(v *models.VM) string { return str(v.ID) },
+		List: func(ctx context.Context, c *client.Cloudtower, q Query) ([]*models.VM, error) {
+			body := &models.GetVmsRequestBody{First: &q.First, Skip: &q.Skip, OrderBy: models.VMOrderByInputIDASC.Pointer()}
+			if id := where(q); id != nil {
+				body.Where = &models.VMWhereInput{ID: id}
+			}
+			resp, err := c.VM.GetVms(vm.NewGetVmsParams().WithContext(ctx).WithRequestBody(body))
+			if err != nil {
+				return nil, err
+			}
+			return resp.Payload, nil
+		},
+	}
 }
 
-// HostKind lists hosts (POST /get-hosts).
-var HostKind = Kind[*models.Host]{
-	Type: TypeHost,
-	ID:   func(v *models.Host) string { return str(v.ID) },
-	List: func(ctx context.Context, c *client.Cloudtower, q Query) ([]*models.Host, error) {
-		body := &models.GetHostsRequestBody{First: &q.First, Skip: &q.Skip, OrderBy: models.HostOrderByInputIDASC.Pointer()}
-		if id := where(q); id != nil {
-			body.Where = &models.HostWhereInput{ID: id}
-		}
-		resp, err := c.Host.GetHosts(host.NewGetHostsParams().WithContext(ctx).WithRequestBody(body))
-		if err != nil {
-			return nil, err
-		}
-		return resp.Payload, nil
-	},
+// HostKind returns the Kind of the hosts (POST /get-hosts).
+func HostKind() Kind[*models.Host] {
+	return Kind[*models.Host]{
+		Type: TypeHost,
+		ID:   func(v *models.Host) string { return str(v.ID) },
+		List: func(ctx context.Context, c *client.Cloudtower, q Query) ([]*models.Host, error) {
+			body := &models.GetHostsRequestBody{First: &q.First, Skip: &q.Skip, OrderBy: models.HostOrderByInputIDASC.Pointer()}
+			if id := where(q); id != nil {
+				body.Where = &models.HostWhereInput{ID: id}
+			}
+			resp, err := c.Host.GetHosts(host.NewGetHostsParams().WithContext(ctx).WithRequestBody(body))
+			if err != nil {
+				return nil, err
+			}
+			return resp.Payload, nil
+		},
+	}
 }
 
-// ClusterKind lists clusters (POST /get-clusters).
-var ClusterKind = Kind[*models.Cluster]{
-	Type: TypeCluster,
-	ID:   func(v *models.Cluster) string { return str(v.ID) },
-	List: func(ctx context.Context, c *client.Cloudtower, q Query) ([]*models.Cluster, error) {
-		body := &models.GetClustersRequestBody{First: &q.First, Skip: &q.Skip, OrderBy: models.ClusterOrderByInputIDASC.Pointer()}
-		if id := where(q); id != nil {
-			body.Where = &models.ClusterWhereInput{ID: id}
-		}
-		resp, err := c.Cluster.GetClusters(cluster.NewGetClustersParams().WithContext(ctx).WithRequestBody(body))
-		if err != nil {
-			return nil, err
-		}
-		return resp.Payload, nil
-	},
+// ClusterKind returns the Kind of the clusters (POST /get-clusters).
+func ClusterKind() Kind[*models.Cluster] {
+	return Kind[*models.Cluster]{
+		Type: TypeCluster,
+		ID:   func(v *models.Cluster) string { return str(v.ID) },
+		List: func(ctx context.Context, c *client.Cloudtower, q Query) ([]*models.Cluster, error) {
+			body := &models.GetClustersRequestBody{First: &q.First, Skip: &q.Skip, OrderBy: models.ClusterOrderByInputIDASC.Pointer()}
+			if id := where(q); id != nil {
+				body.Where = &models.ClusterWhereInput{ID: id}
+			}
+			resp, err := c.Cluster.GetClusters(cluster.NewGetClustersParams().WithContext(ctx).WithRequestBody(body))
+			if err != nil {
+				return nil, err
+			}
+			return resp.Payload, nil
+		},
+	}
 }
 
-// VMVolumeKind lists virtual machine volumes (POST /get-vm-volumes).
-var VMVolumeKind = Kind[*models.VMVolume]{
-	Type: TypeVMVolume,
-	ID:   func(v *models.VMVolume) string { return str(v.ID) },
-	List: func(ctx context.Context, c *client.Cloudtower, q Query) ([]*models.VMVolume, error) {
-		body := &models.GetVMVolumesRequestBody{First: &q.First, Skip: &q.Skip, OrderBy: models.VMVolumeOrderByInputIDASC.Pointer()}
-		if id := where(q); id != nil {
-			body.Where = &models.VMVolumeWhereInput{ID: id}
-		}
-		resp, err := c.VMVolume.GetVMVolumes(vm_volume.NewGetVMVolumesParams().WithContext(ctx).WithRequestBody(body))
-		if err != nil {
-			return nil, err
-		}
-		return resp.Payload, nil
-	},
+// VMVolumeKind returns the Kind of the virtual machine volumes (POST /get-vm-volumes).
+func VMVolumeKind() Kind[*models.VMVolume] {
+	return Kind[*models.VMVolume]{
+		Type: TypeVMVolume,
+		ID:   func(v *models.VMVolume) string { return str(v.ID) },
+		List: func(ctx context.Context, c *client.Cloudtower, q Query) ([]*models.VMVolume, error) {
+			body := &models.GetVMVolumesRequestBody{First: &q.First, Skip: &q.Skip, OrderBy: models.VMVolumeOrderByInputIDASC.Pointer()}
+			if id := where(q); id != nil {
+				body.Where = &models.VMVolumeWhereInput{ID: id}
+			}
+			resp, err := c.VMVolume.GetVMVolumes(vm_volume.NewGetVMVolumesParams().WithContext(ctx).WithRequestBody(body))
+			if err != nil {
+				return nil, err
+			}
+			return resp.Payload, nil
+		},
+	}
 }
 
-// LabelKind lists labels (POST /get-labels).
-var LabelKind = Kind[*models.Label]{
-	Type: TypeLabel,
-	ID:   func(v *models.Label) string { return str(v.ID) },
-	List: func(ctx context.Context, c *client.Cloudtower, q Query) ([]*models.Label, error) {
-		body := &models.GetLabelsRequestBody{First: &q.First, Skip: &q.Skip, OrderBy: models.LabelOrderByInputIDASC.Pointer()}
-		if id := where(q); id != nil {
-			body.Where = &models.LabelWhereInput{ID: id}
-		}
-		resp, err := c.Label.GetLabels(label.NewGetLabelsParams().WithContext(ctx).WithRequestBody(body))
-		if err != nil {
-			return nil, err
-		}
-		return resp.Payload, nil
-	},
+// LabelKind returns the Kind of the labels (POST /get-labels).
+func LabelKind() Kind[*models.Label] {
+	return Kind[*models.Label]{
+		Type: TypeLabel,
+		ID:   func(v *models.Label) string { return str(v.ID) },
+		List: func(ctx context.Context, c *client.Cloudtower, q Query) ([]*models.Label, error) {
+			body := &models.GetLabelsRequestBody{First: &q.First, Skip: &q.Skip, OrderBy: models.LabelOrderByInputIDASC.Pointer()}
+			if id := where(q); id != nil {
+				body.Where = &models.LabelWhereInput{ID: id}
+			}
+			resp, err := c.Label.GetLabels(label.NewGetLabelsParams().WithContext(ctx).WithRequestBody(body))
+			if err != nil {
+				return nil, err
+			}
+			return resp.Payload, nil
+		},
+	}
 }
