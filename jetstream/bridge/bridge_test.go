@@ -13,17 +13,17 @@ import (
 	"github.com/towerwatch/towerwatch/jetstream/sink"
 	"github.com/towerwatch/towerwatch/jetstream/wire"
 	"github.com/towerwatch/towerwatch/stream"
+	"github.com/towerwatch/towerwatch/stream/streamtest"
 )
 
 func testConfig(t *testing.T, id string) bridge.Config {
 	lock := fastLock(t, id)
 	return bridge.Config{
-		Lock:       lock,
-		Start:      natstest.Rev(0),
-		Watch:      []stream.Option{stream.PollInterval(5 * time.Millisecond), stream.PageSize(200), stream.Backoff(time.Millisecond, 20*time.Millisecond)},
-		MinBackoff: 10 * time.Millisecond,
-		MaxBackoff: 100 * time.Millisecond,
-		Logger:     lock.Logger,
+		Lock:   lock,
+		Start:  stream.FromStart(),
+		Watch:  []stream.Option{stream.PollInterval(5 * time.Millisecond), stream.PageSize(200), stream.Backoff(time.Millisecond, 20*time.Millisecond)},
+		Retry:  stream.RetryPolicy{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond, Jitter: 0.5, MaxRetries: stream.NoRetryLimit},
+		Logger: lock.Logger,
 	}
 }
 
@@ -32,7 +32,7 @@ type running struct {
 	done   chan error
 }
 
-func start(t *testing.T, js jetstream.JetStream, feed *natstest.Feed, cfg bridge.Config) *running {
+func start(t *testing.T, js jetstream.JetStream, feed *streamtest.Feed, cfg bridge.Config) *running {
 	t.Helper()
 	b, err := bridge.New(js, stream.Source[natstest.Item](feed), natstest.Codec{}, cfg)
 	if err != nil {
@@ -74,9 +74,9 @@ func msgs(t *testing.T, js jetstream.JetStream) func() uint64 {
 
 func TestBridgeRestartInTheMiddle(t *testing.T) {
 	srv := natstest.Start(t)
-	feed := &natstest.Feed{}
+	feed := natstest.NewFeed()
 	feed.Append(5000)
-	feed.FailEvery(7)
+	feed.FailEvery(7, nil)
 	js := srv.JetStream(t)
 	count := msgs(t, js)
 
@@ -98,7 +98,7 @@ func TestBridgeRestartInTheMiddle(t *testing.T) {
 
 func TestBridgeFailover(t *testing.T) {
 	srv := natstest.Start(t)
-	feed := &natstest.Feed{}
+	feed := natstest.NewFeed()
 	feed.Append(3000)
 	js := srv.JetStream(t)
 	count := msgs(t, js)
@@ -128,11 +128,11 @@ func TestBridgeFailover(t *testing.T) {
 
 func TestBridgeStartsAtHead(t *testing.T) {
 	srv := natstest.Start(t)
-	feed := &natstest.Feed{}
+	feed := natstest.NewFeed()
 	feed.Append(100)
 	js := srv.JetStream(t)
 	cfg := testConfig(t, "b")
-	cfg.Start = stream.Revision{} // the source's head
+	cfg.Start = nil // the source's head
 	var seen []natstest.Item
 	b, err := bridge.New(js, stream.Source[natstest.Item](feed), natstest.Codec{}, cfg)
 	if err != nil {
@@ -142,11 +142,12 @@ func TestBridgeStartsAtHead(t *testing.T) {
 	// Five changes arrive once the bridge has learned the head (100): at
 	// its first poll after a revision. (The hook runs without the feed's
 	// lock, so it may append.)
-	feed.OnPoll(func(after stream.Revision) {
+	feed.OnPoll(func(_ context.Context, after stream.Revision) error {
 		if !after.IsZero() {
 			feed.OnPoll(nil)
 			feed.Append(5)
 		}
+		return nil
 	})
 	for it, err := range b.Published(ctx) {
 		if err != nil {
@@ -177,14 +178,14 @@ func TestBridgeStartsAtHead(t *testing.T) {
 
 func TestBridgeCompaction(t *testing.T) {
 	srv := natstest.Start(t)
-	feed := &natstest.Feed{}
+	feed := natstest.NewFeed()
 	feed.Append(100)
 	feed.Compact(50)
 	js := srv.JetStream(t)
 	ctx := natstest.Ctx(t, 20*time.Second)
 
 	cfg := testConfig(t, "b")
-	cfg.Start = natstest.Rev(10)
+	cfg.Start = stream.After(natstest.Rev(10))
 	b, err := bridge.New(js, stream.Source[natstest.Item](feed), natstest.Codec{}, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +221,7 @@ func TestBridgeStreamMismatch(t *testing.T) {
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: wire.DefaultStream, Subjects: []string{"other.>"}}); err != nil {
 		t.Fatal(err)
 	}
-	b, err := bridge.New(js, stream.Source[natstest.Item](&natstest.Feed{}), natstest.Codec{}, testConfig(t, "b"))
+	b, err := bridge.New(js, stream.Source[natstest.Item](natstest.NewFeed()), natstest.Codec{}, testConfig(t, "b"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +233,7 @@ func TestBridgeStreamMismatch(t *testing.T) {
 // headBlocker is a source whose head poll (after the zero revision) waits
 // until its context is done, telling entered each time it starts.
 type headBlocker struct {
-	*natstest.Feed
+	*streamtest.Feed
 	entered chan struct{}
 }
 
@@ -254,9 +255,9 @@ func (h headBlocker) Poll(ctx context.Context, after stream.Revision, limit int)
 func TestBridgeLeaseLostWhileBlockedStandsBy(t *testing.T) {
 	srv := natstest.Start(t)
 	js := srv.JetStream(t)
-	src := headBlocker{Feed: &natstest.Feed{}, entered: make(chan struct{})}
+	src := headBlocker{Feed: natstest.NewFeed(), entered: make(chan struct{})}
 	cfg := testConfig(t, "b")
-	cfg.Start = stream.Revision{} // ask the source's head
+	cfg.Start = nil // ask the source's head
 	b, err := bridge.New(js, stream.Source[natstest.Item](src), natstest.Codec{}, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -12,15 +12,15 @@ import (
 )
 
 // A bridge publishes a feed (here an in-memory one; bridge.NewCloudTower
-// for CloudTower) from revision 0, and a second run resumes after what the
+// for CloudTower) from its start, and a second run resumes after what the
 // first published.
 func ExampleBridge_Published() {
 	js, ctx, stop := natstest.ForExample() // an embedded nats-server -js
 	defer stop()
 
-	feed := &natstest.Feed{}
+	feed := natstest.NewFeed()
 	feed.Append(3)
-	cfg := bridge.Config{Start: stream.RevisionFromUint64(0), Logger: slog.New(slog.DiscardHandler)}
+	cfg := bridge.Config{Start: stream.FromStart(), Logger: slog.New(slog.DiscardHandler)}
 	for run := 1; run <= 2; run++ {
 		b, err := bridge.New(js, stream.Source[natstest.Item](feed), natstest.Codec{}, cfg)
 		if err != nil {

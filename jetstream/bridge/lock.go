@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/towerwatch/towerwatch/stream"
 )
 
 // Defaults of LockConfig.
@@ -61,30 +63,33 @@ type LockConfig struct {
 	Logger *slog.Logger
 }
 
-func (c LockConfig) withDefaults(stream string) (LockConfig, error) {
+func (c LockConfig) withDefaults(streamName string) (LockConfig, error) {
 	if c.Bucket == "" {
 		c.Bucket = DefaultLockBucket
 	}
 	if c.Key == "" {
-		c.Key = stream
+		c.Key = streamName
 	}
 	if c.TTL == 0 {
 		c.TTL = DefaultLockTTL
 	}
 	if c.TTL < 100*time.Millisecond {
-		return c, fmt.Errorf("bridge: lock TTL %v: at least 100ms", c.TTL)
+		return c, fmt.Errorf("bridge: %w: lock TTL %v below 100ms", stream.ErrInvalidOption, c.TTL)
 	}
 	if c.Renew == 0 {
 		c.Renew = c.TTL / 4
 	}
 	if c.Renew <= 0 || c.Renew >= c.TTL {
-		return c, fmt.Errorf("bridge: lock renewal %v: want 0 < renewal < TTL (%v)", c.Renew, c.TTL)
+		return c, fmt.Errorf("bridge: %w: lock renewal %v not within (0, TTL %v)", stream.ErrInvalidOption, c.Renew, c.TTL)
 	}
 	if c.Poll == 0 {
 		c.Poll = DefaultLockPoll
 	}
 	if c.Poll < 0 {
-		return c, fmt.Errorf("bridge: lock poll %v: must be positive", c.Poll)
+		return c, fmt.Errorf("bridge: %w: negative lock poll %v", stream.ErrInvalidOption, c.Poll)
+	}
+	if c.Replicas < 0 {
+		return c, fmt.Errorf("bridge: %w: negative lock replicas %d", stream.ErrInvalidOption, c.Replicas)
 	}
 	if c.Replicas == 0 {
 		c.Replicas = 1
@@ -107,9 +112,9 @@ type Lock struct {
 }
 
 // NewLock creates (or opens) the bucket of cfg and returns the lock on its
-// key. stream names the default key.
-func NewLock(ctx context.Context, js jetstream.JetStream, stream string, cfg LockConfig) (*Lock, error) {
-	cfg, err := cfg.withDefaults(stream)
+// key. streamName names the default key.
+func NewLock(ctx context.Context, js jetstream.JetStream, streamName string, cfg LockConfig) (*Lock, error) {
+	cfg, err := cfg.withDefaults(streamName)
 	if err != nil {
 		return nil, err
 	}

@@ -42,10 +42,10 @@ func startBridge(t *testing.T, srv *natstest.Server, src stream.Source[*models.R
 		t.Fatal(err)
 	}
 	b, err := bridge.NewCloudTower(js, src, bridge.Config{
-		Lock:       bridge.LockConfig{TTL: time.Second, Renew: 200 * time.Millisecond, Poll: 50 * time.Millisecond, ID: name},
-		Start:      stream.RevisionFromUint64(0),
-		Watch:      []stream.Option{stream.PollInterval(5 * time.Millisecond), stream.Backoff(time.Millisecond, 20*time.Millisecond)},
-		MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+		Lock:   bridge.LockConfig{TTL: time.Second, Renew: 200 * time.Millisecond, Poll: 50 * time.Millisecond, ID: name},
+		Start:  stream.FromStart(),
+		Watch:  []stream.Option{stream.PollInterval(5 * time.Millisecond), stream.Backoff(time.Millisecond, 20*time.Millisecond)},
+		Retry:  stream.RetryPolicy{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond, Jitter: 0.5, MaxRetries: stream.NoRetryLimit},
 		Logger: natstest.Logger(t).With("bridge", name),
 	})
 	if err != nil {
@@ -93,7 +93,7 @@ func consume(ctx context.Context, t *testing.T, srv *natstest.Server, cfg source
 	}
 	defer src.Close()
 	last := want[len(want)-1].Revision
-	for ev, err := range src.Watch(ctx, stream.After(stream.RevisionFromUint64(0))) {
+	for ev, err := range src.Watch(ctx, stream.FromStart(), stream.PollInterval(5*time.Millisecond)) {
 		if err != nil {
 			r.err = err
 			return r

@@ -26,7 +26,7 @@ func ExamplePublisher() {
 	fmt.Println("empty stream:", pos.Revision.IsZero())
 	pub.Restart(stream.RevisionFromUint64(41)) // the feed starts after 41
 	for r := uint64(42); r <= 44; r++ {
-		if err := pub.Publish(ctx, natstest.Item{Rev: r, Kind: "VM"}); err != nil {
+		if err := pub.Publish(ctx, natstest.Item{Rev: r, Key: "Vm"}); err != nil {
 			panic(err)
 		}
 	}

@@ -9,7 +9,7 @@
 //	pub := sink.NewPublisher(js, wire.CloudTower{}, sink.Config{})
 //	pos, err := pub.Sync(ctx) // the last revision already on the stream
 //	...
-//	for ev, err := range cloudtower.Watch(ctx, src, stream.After(pos.Revision)) {
+//	for ev, err := range src.Watch(ctx, stream.After(pos.Revision)) {
 //		if err != nil { ... }
 //		if err := pub.Publish(ctx, ev); err != nil { ... }
 //	}
@@ -49,7 +49,16 @@
 // Config.MaxPending messages are in flight, which makes the throughput
 // independent of the round-trip time. Publish returns the error of an
 // earlier message as soon as it is known; Flush waits for every
-// acknowledgement. A Publisher is not safe for concurrent use.
+// acknowledgement. A Publisher is not safe for concurrent use, except for
+// Reap.
+//
+// To cost little per message, a Publisher reuses one nats.Msg (and, with a
+// codec that implements wire.HeaderEncoder, its header map) for all its
+// messages, and publishes without the client library's retries after a
+// "no responders" answer (the message fails, the Publisher stops; Sync
+// and go on). An asynchronous error or acknowledgement handler set on the
+// JetStream context therefore sees the current message, not the one it
+// is called for.
 package sink
 
 import (
@@ -57,6 +66,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -113,6 +124,23 @@ type Config struct {
 	// AckTimeout bounds the wait for one acknowledgement; default
 	// DefaultAckTimeout.
 	AckTimeout time.Duration
+}
+
+// Validate checks the configuration: the prefix must be a valid subject
+// prefix (see wire.ValidPrefix), the limits and timings must not be
+// negative. Its errors wrap stream.ErrInvalidOption. EnsureStream and
+// NewPublisher's users get the same errors later, from the server.
+func (c Config) Validate() error {
+	if err := wire.ValidPrefix(c.withDefaults().Prefix); err != nil {
+		return err
+	}
+	switch {
+	case c.MaxAge < 0, c.Duplicates < 0, c.AckTimeout < 0:
+		return fmt.Errorf("sink: %w: negative MaxAge %v, Duplicates %v or AckTimeout %v", stream.ErrInvalidOption, c.MaxAge, c.Duplicates, c.AckTimeout)
+	case c.Replicas < 0, c.MaxPending < 0:
+		return fmt.Errorf("sink: %w: negative Replicas %d or MaxPending %d", stream.ErrInvalidOption, c.Replicas, c.MaxPending)
+	}
+	return nil
 }
 
 func (c Config) withDefaults() Config {
@@ -266,6 +294,9 @@ type Publisher[E any] struct {
 	codec wire.Codec[E]
 	cfg   Config
 
+	mu      sync.Mutex // held by every method; Reap only tries it
+	onAcked func(n int)
+
 	synced bool
 	err    error           // sticky: first failure since Sync
 	prev   stream.Revision // revision for the next Prev header
@@ -273,6 +304,11 @@ type Publisher[E any] struct {
 	acked  Position        // last message the server acknowledged
 	queue  []inflight      // in flight, oldest first
 	timer  *time.Timer
+
+	subjects map[string]string // relative subject -> full subject
+	msg      nats.Msg          // the message being published
+	hdr      nats.Header       // its headers, for a wire.HeaderEncoder
+	pubOpts  []jetstream.PublishOpt
 }
 
 type inflight struct {
@@ -283,11 +319,41 @@ type inflight struct {
 // NewPublisher returns a Publisher of codec's items into cfg's stream. It
 // does not contact the server.
 func NewPublisher[E any](js jetstream.JetStream, codec wire.Codec[E], cfg Config) *Publisher[E] {
-	return &Publisher[E]{js: js, codec: codec, cfg: cfg.withDefaults()}
+	return &Publisher[E]{js: js, codec: codec, cfg: cfg.withDefaults(),
+		pubOpts: []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)}}
 }
 
 // Config returns the configuration with defaults filled in.
 func (p *Publisher[E]) Config() Config { return p.cfg }
+
+// OnAcked sets a function called with the number of messages whose
+// acknowledgements the Publisher has just consumed (n >= 1), in order, on
+// the goroutine of the Publish, Flush or Reap call that consumed them,
+// with the Publisher's lock held: it must not block, nor call the
+// Publisher. Call OnAcked before the first Publish.
+func (p *Publisher[E]) OnAcked(f func(n int)) {
+	p.mu.Lock()
+	p.onAcked = f
+	p.mu.Unlock()
+}
+
+// Reap consumes the acknowledgements that have arrived, without waiting,
+// and returns the error of a refused message (or the error that stopped
+// the Publisher since the last Sync), nil before Sync. Unlike the
+// other methods it may be called from another goroutine while they run:
+// it then does nothing. Publish consumes acknowledgements as it goes;
+// Reap is for when no Publish follows for a while (a caught-up feed), so
+// that OnAcked and Acked do not lag behind the server.
+func (p *Publisher[E]) Reap() error {
+	if !p.mu.TryLock() {
+		return nil
+	}
+	defer p.mu.Unlock()
+	if p.err != nil || !p.synced || len(p.queue) == 0 {
+		return p.err
+	}
+	return p.reap(context.Background(), false)
+}
 
 // Sync abandons anything in flight, reads the last message of the stream
 // back (see ReadLast) and positions the publisher after it. The next item
@@ -295,6 +361,8 @@ func (p *Publisher[E]) Config() Config { return p.cfg }
 // Towerwatch-Prev-Revision header will be the returned revision, unless
 // Restart changes it.
 func (p *Publisher[E]) Sync(ctx context.Context) (Position, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.queue = p.queue[:0]
 	p.synced, p.err = false, nil
 	pos, err := ReadLast(ctx, p.js, p.cfg.Stream, p.cfg.Subjects())
@@ -311,6 +379,8 @@ func (p *Publisher[E]) Sync(ctx context.Context) (Position, error) {
 // empty, or the revision after which it resumed when changes were lost
 // (a compaction). rev must not be below the last published revision.
 func (p *Publisher[E]) Restart(rev stream.Revision) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if rev.Less(p.sent.Revision) {
 		return fmt.Errorf("%w: restart at %s, below %s", ErrOutOfOrder, rev, p.sent.Revision)
 	}
@@ -323,6 +393,8 @@ func (p *Publisher[E]) Restart(rev stream.Revision) error {
 // returns the first error of an earlier message if one is known; after an
 // error, every Publish fails until the next Sync.
 func (p *Publisher[E]) Publish(ctx context.Context, item E) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if err := p.check(); err != nil {
 		return err
 	}
@@ -337,24 +409,40 @@ func (p *Publisher[E]) Publish(ctx context.Context, item E) error {
 	if !p.prev.IsZero() && !p.prev.Less(rev) {
 		return p.fail(fmt.Errorf("%w: %s after the restart position %s", ErrOutOfOrder, rev, p.prev))
 	}
-	wm, err := p.codec.Encode(item)
+	// One message, its header map and the header values are reused from
+	// message to message (the client library has serialized them when
+	// PublishMsgAsync returns, and retries, which would send the message
+	// again later, are off); a codec without EncodeHeader gets a map of
+	// its own per message.
+	var wm wire.Message
+	if he, ok := p.codec.(wire.HeaderEncoder[E]); ok {
+		if p.hdr == nil {
+			p.hdr = make(nats.Header, 10)
+		}
+		wm, err = he.EncodeHeader(item, p.hdr)
+	} else {
+		wm, err = p.codec.Encode(item)
+	}
 	if err != nil {
 		return p.fail(fmt.Errorf("sink: encoding revision %s: %w", rev, err))
 	}
-	m := nats.NewMsg(p.cfg.Prefix + "." + wm.Subject)
-	for k, v := range wm.Header {
-		m.Header[k] = v
+	h := wm.Header
+	if h == nil {
+		h = make(nats.Header, 6)
 	}
 	rs := rev.String()
-	m.Header[wire.HeaderRevision] = []string{rs}
+	wire.SetHeader(h, wire.HeaderRevision, rs)
+	wire.SetHeader(h, wire.HeaderMsgID, rs)
+	wire.SetHeader(h, jetstream.ExpectedStreamHeader, p.cfg.Stream)
+	wire.SetHeader(h, jetstream.ExpectedLastSeqHeader, strconv.FormatUint(p.sent.Sequence, 10))
 	if !p.prev.IsZero() {
-		m.Header[wire.HeaderPrevRevision] = []string{p.prev.String()}
+		wire.SetHeader(h, wire.HeaderPrevRevision, p.prev.String())
+	} else {
+		delete(h, wire.HeaderPrevRevision)
 	}
-	m.Data = wm.Data
-	fut, err := p.js.PublishMsgAsync(m,
-		jetstream.WithMsgID(rs),
-		jetstream.WithExpectStream(p.cfg.Stream),
-		jetstream.WithExpectLastSequence(p.sent.Sequence))
+	m := &p.msg
+	*m = nats.Msg{Subject: p.subject(wm.Subject), Header: h, Data: wm.Data}
+	fut, err := p.js.PublishMsgAsync(m, p.pubOpts...)
 	if err != nil {
 		return p.fail(fmt.Errorf("sink: publishing revision %s: %w", rs, err))
 	}
@@ -372,10 +460,32 @@ func (p *Publisher[E]) Publish(ctx context.Context, item E) error {
 	return nil
 }
 
+// subject returns the full subject of the relative subject rel, from a
+// cache: a feed has few distinct subjects (kinds of items), and the
+// concatenation would cost an allocation per message.
+func (p *Publisher[E]) subject(rel string) string {
+	if s, ok := p.subjects[rel]; ok {
+		return s
+	}
+	s := p.cfg.Prefix + "." + rel
+	if len(p.subjects) < maxCachedSubjects {
+		if p.subjects == nil {
+			p.subjects = make(map[string]string)
+		}
+		p.subjects[rel] = s
+	}
+	return s
+}
+
+// maxCachedSubjects bounds the subject cache of a Publisher.
+const maxCachedSubjects = 1024
+
 // Flush waits until every message published so far is acknowledged, and
 // returns the first error. It bounds each wait by Config.AckTimeout and
 // by ctx.
 func (p *Publisher[E]) Flush(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if err := p.check(); err != nil {
 		return err
 	}
@@ -388,11 +498,19 @@ func (p *Publisher[E]) Flush(ctx context.Context) error {
 }
 
 // Pending returns how many messages are in flight.
-func (p *Publisher[E]) Pending() int { return len(p.queue) }
+func (p *Publisher[E]) Pending() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue)
+}
 
 // Acked returns the position of the last acknowledged message (after Sync:
 // the position read back).
-func (p *Publisher[E]) Acked() Position { return p.acked }
+func (p *Publisher[E]) Acked() Position {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.acked
+}
 
 func (p *Publisher[E]) check() error {
 	if p.err != nil {
@@ -413,8 +531,14 @@ func (p *Publisher[E]) fail(err error) error {
 }
 
 // reap consumes the acknowledgements that have arrived, oldest first; with
-// block, it waits for the oldest one.
+// block, it waits for the oldest one. It reports them to onAcked.
 func (p *Publisher[E]) reap(ctx context.Context, block bool) error {
+	n := 0
+	defer func() {
+		if n > 0 && p.onAcked != nil {
+			p.onAcked(n)
+		}
+	}()
 	for len(p.queue) > 0 {
 		f := p.queue[0]
 		var (
@@ -448,7 +572,7 @@ func (p *Publisher[E]) reap(ctx context.Context, block bool) error {
 		if err == nil {
 			switch {
 			case ack.Duplicate:
-				err = fmt.Errorf("the server already holds this revision (sequence %d)", ack.Sequence)
+				err = fmt.Errorf("revision already stored (sequence %d)", ack.Sequence)
 			case ack.Stream != p.cfg.Stream:
 				err = fmt.Errorf("stored in stream %q", ack.Stream)
 			case ack.Sequence != f.pos.Sequence:
@@ -461,6 +585,7 @@ func (p *Publisher[E]) reap(ctx context.Context, block bool) error {
 		p.acked = f.pos
 		p.queue[0] = inflight{}
 		p.queue = p.queue[1:]
+		n++
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package sink_test
 
 import (
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func items(from, to uint64) []natstest.Item {
 	var out []natstest.Item
 	for r := from; r <= to; r++ {
-		out = append(out, natstest.Item{Rev: r, Kind: natstest.Kinds[r%3]})
+		out = append(out, natstest.Item{Rev: r, Key: natstest.Kinds[r%3]})
 	}
 	return out
 }
@@ -99,7 +100,7 @@ func TestPublishAndReadBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Subject != wire.DefaultPrefix+".VOLUME" || m.Header.Get(wire.HeaderMsgID) != "101" ||
+	if m.Subject != wire.DefaultPrefix+".VmVolume" || m.Header.Get(wire.HeaderMsgID) != "101" ||
 		m.Header.Get(wire.HeaderRevision) != "101" || m.Header.Get(wire.HeaderPrevRevision) != "100" {
 		t.Fatalf("first message: %s %v", m.Subject, m.Header)
 	}
@@ -198,5 +199,49 @@ func TestFencing(t *testing.T) {
 		if r, _ := wire.RevisionHeader(m.Header); r != stream.RevisionFromUint64(seq) {
 			t.Fatalf("sequence %d holds revision %s", seq, r)
 		}
+	}
+}
+
+// Reap collects the acknowledgements that arrived without a Publish or
+// Flush to wait for them, and reports them to OnAcked, in order.
+func TestReapAndOnAcked(t *testing.T) {
+	srv := natstest.Start(t)
+	js := srv.JetStream(t)
+	ctx := natstest.Ctx(t, 10*time.Second)
+	cfg := sink.Config{}
+	if _, err := sink.EnsureStream(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	pub := sink.NewPublisher(js, natstest.Codec{}, cfg)
+	var acked atomic.Int64
+	pub.OnAcked(func(n int) { acked.Add(int64(n)) })
+	if err := pub.Reap(); err != nil { // before Sync: nothing to do
+		t.Fatal(err)
+	}
+	if _, err := pub.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Restart(natstest.Rev(0)); err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range items(1, 50) {
+		if err := pub.Publish(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	natstest.Eventually(t, 10*time.Second, "acknowledgements reaped", func() bool {
+		if err := pub.Reap(); err != nil {
+			t.Fatal(err)
+		}
+		return pub.Pending() == 0
+	})
+	if n := acked.Load(); n != 50 || pub.Acked().Sequence != 50 {
+		t.Fatalf("OnAcked counted %d, Acked %v", n, pub.Acked())
+	}
+	if err := (sink.Config{MaxPending: -1}).Validate(); !errors.Is(err, stream.ErrInvalidOption) {
+		t.Fatalf("Validate: %v", err)
+	}
+	if err := (sink.Config{Prefix: "a..b"}).Validate(); !errors.Is(err, stream.ErrInvalidOption) {
+		t.Fatalf("Validate: %v", err)
 	}
 }

@@ -23,7 +23,7 @@ func Example() {
 	pub.Sync(ctx)
 	pub.Restart(stream.RevisionFromUint64(0))
 	for r := uint64(1); r <= 5; r++ {
-		pub.Publish(ctx, natstest.Item{Rev: r, Kind: "VM"})
+		pub.Publish(ctx, natstest.Item{Rev: r, Key: "Vm"})
 	}
 	if err := pub.Flush(ctx); err != nil {
 		panic(err)
@@ -38,13 +38,13 @@ func Example() {
 		if err != nil {
 			panic(err)
 		}
-		fmt.Println("revision", it.Rev, it.Kind)
+		fmt.Println("revision", it.Rev, it.Key)
 		if it.Rev == 5 {
 			break
 		}
 	}
 	// Output:
-	// revision 3 VM
-	// revision 4 VM
-	// revision 5 VM
+	// revision 3 Vm
+	// revision 4 Vm
+	// revision 5 Vm
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,20 +22,30 @@ func (s *Source[E]) Poll(ctx context.Context, after stream.Revision, limit int) 
 	if s.closed {
 		return stream.Page[E]{}, stream.Fatal(ErrClosed)
 	}
-	if prev := s.lastAfter; !prev.IsZero() {
-		s.ackThrough(prev)
-	}
-	s.lastAfter = after
 	if after.IsZero() {
+		s.handled = stream.Revision{}
 		return s.pollHead(ctx)
 	}
-	if !s.positioned || after != s.cur.rev {
+	// A poll after the last revision returned continues the watch (the
+	// next page, or a retry): everything up to the after revision of the
+	// previous successful poll was handled (see package stream, "When a
+	// Source is polled"). Any other revision starts a watch there.
+	if s.positioned && after == s.cur.rev {
+		if !s.handled.IsZero() {
+			s.ackThrough(s.handled)
+		}
+	} else {
+		s.handled = stream.Revision{}
 		compact, err := s.seek(ctx, after)
 		if err != nil || !compact.IsZero() {
 			return stream.Page[E]{Compact: compact}, err
 		}
 	}
-	return s.fill(ctx, limit)
+	page, err := s.fill(ctx, limit)
+	if err == nil {
+		s.handled = after
+	}
+	return page, err
 }
 
 // pollHead positions the Source at its start: the stream's last message,
@@ -234,11 +246,42 @@ const (
 	tailBudget = 10 * time.Millisecond
 )
 
-func (s *Source[E]) next(ctx context.Context, wait time.Duration) (jetstream.Msg, error) {
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	m, err := s.it.Next(jetstream.NextContext(wctx))
-	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+// pageWait bounds the waits of one fill for its messages with one context
+// and one timer, re-armed for each message, instead of a context and a
+// timer per message.
+type pageWait struct {
+	parent  context.Context
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	timer   *time.Timer
+	opt     jetstream.NextOpt
+	expired bool // the timer fired: ctx is done
+}
+
+func newPageWait(parent context.Context) *pageWait {
+	w := &pageWait{parent: parent}
+	w.ctx, w.cancel = context.WithCancelCause(parent)
+	w.timer = time.AfterFunc(time.Hour, func() { w.cancel(errTimeout) })
+	w.timer.Stop()
+	w.opt = jetstream.NextContext(w.ctx)
+	return w
+}
+
+func (w *pageWait) stop() {
+	w.timer.Stop()
+	w.cancel(nil)
+}
+
+func (s *Source[E]) next(w *pageWait, wait time.Duration) (jetstream.Msg, error) {
+	if w.expired {
+		return nil, errTimeout
+	}
+	w.timer.Reset(wait)
+	m, err := s.it.Next(w.opt)
+	if !w.timer.Stop() {
+		w.expired = true // fired meanwhile: the next call times out
+	}
+	if err != nil && w.parent.Err() == nil && context.Cause(w.ctx) == errTimeout {
 		return nil, errTimeout
 	}
 	return m, err
@@ -261,10 +304,11 @@ func (s *Source[E]) fill(ctx context.Context, limit int) (stream.Page[E], error)
 		items   []E
 		acks    []delivered
 		pending uint64
-		gap     bool
 		cut     bool      // stopped by tailBudget
 		first   time.Time // when the first message came
 	)
+	w := newPageWait(ctx)
+	defer w.stop()
 	for len(items) < limit {
 		wait := s.cfg.MaxWait
 		if len(items) > 0 {
@@ -279,7 +323,7 @@ func (s *Source[E]) fill(ctx context.Context, limit int) (stream.Page[E], error)
 				wait = drainWait
 			}
 		}
-		m, err := s.next(ctx, wait)
+		m, err := s.next(w, wait)
 		if errors.Is(err, errTimeout) {
 			break
 		}
@@ -290,15 +334,15 @@ func (s *Source[E]) fill(ctx context.Context, limit int) (stream.Page[E], error)
 			}
 			return stream.Page[E]{}, fmt.Errorf("source: reading %s: %w", s.cfg.Stream, err)
 		}
-		md, err := m.Metadata()
+		seq, numPending, err := ackFields(m)
 		if err != nil {
 			s.closeReader()
 			return stream.Page[E]{}, fmt.Errorf("source: reading %s: %w", s.cfg.Stream, err)
 		}
-		if md.Sequence.Stream <= cur.seq {
+		if seq <= cur.seq {
 			// A message returned before, delivered again after a reset:
 			// its acknowledgement goes to this delivery.
-			s.redelivered(md.Sequence.Stream, m)
+			s.redelivered(seq, m)
 			continue
 		}
 		h := m.Headers()
@@ -313,7 +357,6 @@ func (s *Source[E]) fill(ctx context.Context, limit int) (stream.Page[E], error)
 				if len(items) == 0 {
 					return stream.Page[E]{Compact: prev}, nil
 				}
-				gap = true
 				break
 			}
 		}
@@ -323,17 +366,17 @@ func (s *Source[E]) fill(ctx context.Context, limit int) (stream.Page[E], error)
 		}
 		if err != nil {
 			s.closeReader()
-			return stream.Page[E]{}, stream.Fatal(fmt.Errorf("source: message %d of %s: %w", md.Sequence.Stream, s.cfg.Stream, err))
+			return stream.Page[E]{}, stream.Fatal(fmt.Errorf("source: message %d of %s: %w", seq, s.cfg.Stream, err))
 		}
 		if len(items) == 0 {
 			first = time.Now()
 		}
 		items = append(items, item)
-		cur = cursor{rev: rev, seq: md.Sequence.Stream}
+		cur = cursor{rev: rev, seq: seq}
 		if s.cons != nil {
-			acks = append(acks, delivered{rev: rev, seq: md.Sequence.Stream, msg: m})
+			acks = append(acks, delivered{rev: rev, seq: seq, msg: m})
 		}
-		pending = md.NumPending
+		pending = numPending
 	}
 	s.cur = cur
 	if len(acks) > 0 {
@@ -347,12 +390,71 @@ func (s *Source[E]) fill(ctx context.Context, limit int) (stream.Page[E], error)
 		if !cur.anchored {
 			page.Head = cur.rev // waited MaxWait: nothing new
 		}
-	case pending == 0 && !gap && !cut:
-		page.Head = cur.rev
 	default:
+		// The stream's last revision: above the page's last while more
+		// is coming (a publisher at work), so that the engine polls again
+		// at once instead of waiting the poll interval; the next Poll
+		// long-polls if the page was the last.
+		page.Head = cur.rev
 		if m, err := s.str.GetLastMsgForSubject(ctx, ">"); err == nil {
-			page.Head, _ = wire.RevisionHeader(m.Header)
+			if h, err := wire.RevisionHeader(m.Header); err == nil && cur.rev.Less(h) {
+				page.Head = h
+			}
 		}
 	}
 	return page, nil
+}
+
+// ackFields returns the stream sequence and the pending count of a
+// JetStream message from its reply subject, as m.Metadata does but
+// without allocating:
+//
+//	$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>
+//	$JS.ACK.<domain>.<hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<tm>.<pending>[.<token>...]
+//
+// Other subjects go through m.Metadata.
+func ackFields(m jetstream.Msg) (seq, pending uint64, err error) {
+	const prefix = "$JS.ACK."
+	reply := m.Reply()
+	if !strings.HasPrefix(reply, prefix) {
+		return metadataFields(m)
+	}
+	var toks [12]string
+	n := 0
+	rest := reply[len(prefix):]
+	for n < len(toks) {
+		var tok string
+		var more bool
+		tok, rest, more = strings.Cut(rest, ".")
+		toks[n] = tok
+		n++
+		if !more {
+			break
+		}
+	}
+	// Token positions after "$JS.ACK.": v1 (7 tokens) has the stream
+	// sequence at 3 and the pending count at 6; v2 (at least 9) at 5 and 8.
+	var sseq, pend string
+	switch {
+	case n == 7:
+		sseq, pend = toks[3], toks[6]
+	case n >= 9:
+		sseq, pend = toks[5], toks[8]
+	default:
+		return metadataFields(m)
+	}
+	seq, err1 := strconv.ParseUint(sseq, 10, 64)
+	pending, err2 := strconv.ParseUint(pend, 10, 64)
+	if err1 != nil || err2 != nil {
+		return metadataFields(m)
+	}
+	return seq, pending, nil
+}
+
+func metadataFields(m jetstream.Msg) (seq, pending uint64, err error) {
+	md, err := m.Metadata()
+	if err != nil {
+		return 0, 0, err
+	}
+	return md.Sequence.Stream, md.NumPending, nil
 }

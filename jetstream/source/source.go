@@ -46,9 +46,12 @@
 // was handed on for Batch.
 //
 // Used with plain stream.Watch instead, the Source acknowledges on its
-// own, with a lag: a Poll after revision r acknowledges every change up to
-// the revision of the Poll before it, the last position the engine had
-// certainly handed over and seen handled (with or without prefetch). At
+// own, with a lag, relying only on what package stream's documentation
+// ("When a Source is polled") guarantees: a Poll after revision r that
+// continues the same watch acknowledges every change up to the after
+// revision of the previous successful Poll, which the engine has
+// delivered and seen handled, with or without prefetch. A Poll that starts
+// a watch, or moves it (another start position), acknowledges nothing. At
 // most about two pages are then delivered again after a crash.
 //
 // Acknowledgements need a durable; an ordered consumer has none.
@@ -62,11 +65,19 @@
 // pending count leaves out what it has already delivered to the client: a
 // consumer tailing a growing stream sees 0 on every message, and stopping
 // there would return pages of one change, each followed by the
-// PollInterval wait.) A short page therefore means the consumer has caught
-// up, unless it was cut at 10 ms: its Page.Head is then the stream's last
-// revision, so the engine polls again at once. Watch sets stream.PollInterval to
-// DefaultPollInterval (10 ms), so that a change is delivered within
-// milliseconds; with plain stream.Watch, pass a short PollInterval too.
+// PollInterval wait.) A page's Head is the stream's last revision (one
+// direct read per page that has changes), so the engine polls again at
+// once while a publisher adds changes, and waits its PollInterval only
+// when the page reached the end of the stream.
+//
+// Watch has stream.Watch's defaults, PollInterval 1 s included. A change
+// that comes after an idle spell is delivered at once, since the waiting
+// Poll receives it; one that comes within the poll interval after a page
+// that reached the end of the stream waits up to that interval (1 s, as
+// on CloudTower). For lower latency pass a short stream.PollInterval
+// (ctwatch --from-nats uses 10 ms): Poll long-polls, so a short interval
+// costs no busy polling; an idle Source still makes one request per
+// MaxWait.
 //
 // # Gaps
 //
@@ -105,24 +116,32 @@ import (
 	"github.com/towerwatch/towerwatch/stream"
 )
 
-// Defaults of Config and Watch.
+// Defaults of Config.
 const (
 	DefaultMaxWait       = 5 * time.Second
 	DefaultLinger        = 50 * time.Millisecond
 	DefaultBuffer        = 1000
 	DefaultMaxAckPending = 20000
-	DefaultPollInterval  = 10 * time.Millisecond
 )
 
 // ErrClosed is returned (marked stream.Fatal) by Poll after Close.
 var ErrClosed = errors.New("source: closed")
+
+// Validate checks the configuration without contacting the server: no
+// negative durations or sizes. Its errors wrap stream.ErrInvalidOption.
+func (c Config) Validate() error {
+	if c.MaxWait < 0 || c.Linger < 0 || c.Buffer < 0 {
+		return fmt.Errorf("source: %w: negative MaxWait %v, Linger %v or Buffer %d", stream.ErrInvalidOption, c.MaxWait, c.Linger, c.Buffer)
+	}
+	return nil
+}
 
 // Config says which stream to read and how. The zero value reads the
 // default stream with an ordered consumer.
 type Config struct {
 	// Stream is the stream's name; default wire.DefaultStream.
 	Stream string
-	// Subjects filters the messages, such as "cloudtower.changes.VM.>";
+	// Subjects filters the messages, such as "cloudtower.changes.Vm.>";
 	// default: all of them. With an existing durable, the durable's own
 	// filter applies and Subjects must be empty or equal to it.
 	Subjects []string
@@ -160,8 +179,11 @@ type Source[E any] struct {
 	it         jetstream.MessagesContext // the open reader, nil if none
 	cur        cursor
 	positioned bool
-	lastAfter  stream.Revision
-	closed     bool
+	// handled is the after revision of the last successful Poll of the
+	// current watch (zero after positioning): once the watch polls again,
+	// everything up to it was handled.
+	handled stream.Revision
+	closed  bool
 
 	ackMu    sync.Mutex
 	unacked  []delivered   // in revision order
@@ -188,7 +210,10 @@ type delivered struct {
 // durable.
 func New[E any](ctx context.Context, js jetstream.JetStream, codec wire.Codec[E], cfg Config) (*Source[E], error) {
 	if js == nil || codec == nil {
-		return nil, errors.New("source: nil JetStream or codec")
+		return nil, fmt.Errorf("source: %w: nil JetStream or codec", stream.ErrInvalidOption)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Stream == "" {
 		cfg.Stream = wire.DefaultStream
@@ -301,13 +326,12 @@ func (s *Source[E]) Close() error {
 	return nil
 }
 
-// Watch watches the Source with stream.Watch and acknowledges each change
-// after the loop body that handled it returns (see Acked). It puts
-// stream.PollInterval(DefaultPollInterval) before opts, so opts may
-// override it. When the loop ends, the Source stops reading until the next
-// Poll.
+// Watch watches the Source with stream.Watch, with the same defaults, and
+// acknowledges each change after the loop body that handled it returns
+// (see Acked). For the latency of a change once caught up, see the
+// package documentation (Polls). When the loop ends, the Source stops
+// reading until the next Poll.
 func (s *Source[E]) Watch(ctx context.Context, opts ...stream.Option) iter.Seq2[E, error] {
-	opts = append([]stream.Option{stream.PollInterval(DefaultPollInterval)}, opts...)
 	return s.Acked(stream.Watch[E](ctx, s, opts...))
 }
 
@@ -322,6 +346,7 @@ func (s *Source[E]) Acked(seq iter.Seq2[E, error]) iter.Seq2[E, error] {
 		defer func() {
 			s.pollMu.Lock()
 			s.closeReader()
+			s.handled = stream.Revision{} // a prefetch of this watch proves nothing
 			s.pollMu.Unlock()
 		}()
 		for item, err := range seq {
@@ -331,6 +356,9 @@ func (s *Source[E]) Acked(seq iter.Seq2[E, error]) iter.Seq2[E, error] {
 			}
 			if !yield(item, nil) {
 				return
+			}
+			if s.cons == nil {
+				continue // nothing to acknowledge
 			}
 			if rev, err := s.codec.Revision(item); err == nil {
 				s.ackThrough(rev)

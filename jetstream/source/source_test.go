@@ -97,7 +97,7 @@ func TestFromNowSeesOnlyNewChanges(t *testing.T) {
 	}}
 	start := time.Now()
 	var revs []uint64
-	for it, err := range src.Acked(stream.Watch[natstest.Item](ctx, hooked, stream.PollInterval(source.DefaultPollInterval))) {
+	for it, err := range src.Acked(stream.Watch[natstest.Item](ctx, hooked, stream.PollInterval(10*time.Millisecond))) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -229,13 +229,13 @@ func TestSubjectFilter(t *testing.T) {
 	ctx := natstest.Ctx(t, 30*time.Second)
 	natstest.Publish(t, js, sink.Config{}, 1, 90, 0)
 
-	// natstest.Kinds[r%3]: "VM" for the multiples of 3.
+	// natstest.Kinds[r%3]: "Vm" for the multiples of 3.
 	for _, cfg := range []source.Config{
-		{Subjects: []string{"cloudtower.changes.VM"}},
-		{Subjects: []string{"cloudtower.changes.VM"}, Durable: "vms"},
+		{Subjects: []string{"cloudtower.changes.Vm"}},
+		{Subjects: []string{"cloudtower.changes.Vm"}, Durable: "vms"},
 	} {
 		src := newSource(t, js, cfg)
-		revs, err := collect(ctx, t, src, 90, stream.After(natstest.Rev(0)))
+		revs, err := collect(ctx, t, src, 90, stream.FromStart())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -249,7 +249,7 @@ func TestSubjectFilter(t *testing.T) {
 		}
 	}
 	// An existing durable's filter cannot be changed.
-	if _, err := source.New(ctx, js, natstest.Codec{}, source.Config{Durable: "vms", Subjects: []string{"cloudtower.changes.HOST"}}); err == nil {
+	if _, err := source.New(ctx, js, natstest.Codec{}, source.Config{Durable: "vms", Subjects: []string{"cloudtower.changes.Host"}}); err == nil {
 		t.Fatal("durable with another filter accepted")
 	}
 }
@@ -326,7 +326,7 @@ func TestPollAtTheTailReturnsPromptly(t *testing.T) {
 		defer tick.Stop()
 		for r := uint64(2); r <= n+1; r++ {
 			<-tick.C
-			if err := pub.Publish(ctx, natstest.Item{Rev: r, Kind: natstest.Kinds[0]}); err != nil {
+			if err := pub.Publish(ctx, natstest.Item{Rev: r, Key: natstest.Kinds[0]}); err != nil {
 				done <- err
 				return
 			}
@@ -339,5 +339,59 @@ func TestPollAtTheTailReturnsPromptly(t *testing.T) {
 	}
 	if err != nil || len(page.Items) == 0 || len(page.Items) >= n/2 {
 		t.Fatalf("Poll: %d items, %v; want a few of the %d", len(page.Items), err, n)
+	}
+}
+
+// Plain stream.Watch (no Acked) acknowledges only what package stream's
+// contract says was handled: a consumer that breaks in the middle of a
+// page, with the next page prefetched, gets every change it did not
+// handle again, from the same Source and from a new process.
+func TestPlainWatchAcknowledgesOnlyHandled(t *testing.T) {
+	srv := natstest.Start(t)
+	js := srv.JetStream(t)
+	ctx := natstest.Ctx(t, 30*time.Second)
+	natstest.Publish(t, js, sink.Config{}, 1, 300, 0)
+	cfg := source.Config{Durable: "plain"}
+
+	first := func(src *source.Source[natstest.Item], breakAt uint64) uint64 {
+		t.Helper()
+		var got uint64
+		for it, err := range stream.Watch[natstest.Item](ctx, src, stream.PageSize(10)) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got == 0 {
+				got = it.Rev
+			}
+			if it.Rev >= breakAt {
+				break
+			}
+		}
+		return got
+	}
+	src := newSource(t, js, cfg)
+	if r := first(src, 55); r != 1 {
+		t.Fatalf("a new durable started at %d", r)
+	}
+	if r := first(src, 0); r > 56 {
+		t.Fatalf("the same Source resumed at %d, after changes not handled", r)
+	}
+	src.Close()
+	if r := first(newSource(t, srv.JetStream(t), cfg), 0); r > 56 || r < 2 {
+		t.Fatalf("the next process resumed at %d, want 2..56", r)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, cfg := range []source.Config{{MaxWait: -1}, {Linger: -1}, {Buffer: -1}} {
+		if err := cfg.Validate(); !errors.Is(err, stream.ErrInvalidOption) {
+			t.Errorf("%+v: Validate() = %v", cfg, err)
+		}
+		if _, err := source.New(context.Background(), nil, natstest.Codec{}, cfg); !errors.Is(err, stream.ErrInvalidOption) {
+			t.Errorf("%+v: New: %v", cfg, err)
+		}
+	}
+	if err := (source.Config{}).Validate(); err != nil {
+		t.Errorf("zero Config: %v", err)
 	}
 }

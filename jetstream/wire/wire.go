@@ -11,12 +11,12 @@
 // subject filter is "<prefix>.>", with the prefix DefaultPrefix
 // ("cloudtower.changes") unless configured. A change is published on
 //
-//	<prefix>.<resource type>.<action>      for example cloudtower.changes.VM.UPDATE
+//	<prefix>.<resource type>.<action>      for example cloudtower.changes.Vm.UPDATE
 //
 // where the resource type and the action are CloudTower's strings passed
 // through Token: any byte other than an ASCII letter, digit, '-' or '_'
 // becomes '_', and an empty string becomes "_". A consumer interested in
-// virtual machines subscribes to "cloudtower.changes.VM.>", in deletions
+// virtual machines subscribes to "cloudtower.changes.Vm.>", in deletions
 // of anything to "cloudtower.changes.*.DELETE".
 //
 // Messages are in revision order: along the stream, stream sequence and
@@ -28,9 +28,9 @@
 //	                          revision within the stream's duplicate window
 //	Towerwatch-Revision       the revision, a decimal string of up to 256 digits
 //	Towerwatch-Prev-Revision  the revision of the change published just before
-//	                          this one on the stream, or the revision the
-//	                          bridge started after; absent for the first
-//	                          message of a bridge that started from revision 0
+//	                          this one on the stream, or, for the first
+//	                          message, the revision the bridge started after
+//	                          ("0" from the start of the feed)
 //	Towerwatch-Resource-Type  CloudTower's resource_type, verbatim
 //	Towerwatch-Resource-Id    CloudTower's resource_id, verbatim
 //	Towerwatch-Action         CloudTower's action, verbatim
@@ -52,13 +52,14 @@
 //
 //	{"action":"UPDATE","created_at":"2025-01-02T03:04:05.678Z",
 //	 "new_value":"{...}","old_value":"{...}","prev_revision":"41",
-//	 "resource_id":"cl0...","resource_type":"VM","revision":"42"}
+//	 "resource_id":"cl0...","resource_type":"Vm","revision":"42"}
 //
 // Every field is a JSON string; absent ones are left out. new_value and
 // old_value hold JSON documents as strings. prev_revision is CloudTower's
-// own field (the previous change in CloudTower's unfiltered log), distinct
-// from the Towerwatch-Prev-Revision header (the previous change on this
-// stream).
+// own field, the previous change of the same resource, passed through
+// untouched: nothing here relies on it. It is distinct from the
+// Towerwatch-Prev-Revision header, the previous change on this stream,
+// which alone carries the chaining (and the gap detection) above.
 //
 // Other item types plug in with a Codec: the headers Nats-Msg-Id,
 // Towerwatch-Revision and Towerwatch-Prev-Revision, the ordering and the
@@ -70,6 +71,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 	"github.com/smartxworks/cloudtower-go-sdk/v2/models"
@@ -106,10 +109,13 @@ var ErrMessage = errors.New("wire: malformed message")
 // headers, or as a consumer received it.
 type Message struct {
 	// Subject is the full subject when decoding. When encoding, it is the
-	// part after the prefix ("VM.UPDATE"): the sink prepends the prefix and
+	// part after the prefix ("Vm.UPDATE"): the sink prepends the prefix and
 	// a dot.
 	Subject string
-	// Header holds the codec's own headers; it may be nil.
+	// Header holds the codec's own headers; it may be nil. When encoding,
+	// the map becomes the published message's: the sink adds the revision
+	// headers to it, so Encode must return a new map each time (room for
+	// six more entries saves the sink a map growth).
 	Header nats.Header
 	// Data is the body.
 	Data []byte
@@ -128,9 +134,32 @@ type Codec[E any] interface {
 	Decode(msg Message) (E, error)
 }
 
+// HeaderEncoder is implemented by codecs that can write their headers into
+// a map the caller reuses from message to message (package sink does), to
+// save an allocation per message. EncodeHeader is Encode with the headers
+// set in h, with SetHeader; h holds the previous message's headers, so
+// EncodeHeader must set (or delete) every header the codec uses. The
+// returned Message's Header is h.
+type HeaderEncoder[E any] interface {
+	EncodeHeader(item E, h nats.Header) (Message, error)
+}
+
+// SetHeader sets h[key] to the single value v, reusing the slice h[key]
+// holds, if any. key must be in canonical form (as the Header* constants).
+func SetHeader(h nats.Header, key, v string) {
+	if s := h[key]; cap(s) > 0 {
+		s = s[:1]
+		s[0] = v
+		h[key] = s
+		return
+	}
+	h[key] = []string{v}
+}
+
 // Token turns s into one NATS subject token: every byte other than an ASCII
 // letter, digit, '-' or '_' becomes '_', and "" becomes "_". Tokens of
-// CloudTower's resource types and actions ("VM", "VM_VOLUME", "UPDATE")
+// CloudTower's resource types and actions ("Vm", "VmVolume", "_LabelToVm",
+// "INSERT", "UPDATE")
 // pass through unchanged.
 func Token(s string) string {
 	if s == "" {
@@ -160,14 +189,15 @@ func tokenByte(c byte) bool {
 }
 
 // ValidPrefix reports whether prefix can prefix the subjects: one or more
-// dot-separated tokens, without wildcards or white space.
+// dot-separated tokens, without wildcards or white space. Its error wraps
+// stream.ErrInvalidOption.
 func ValidPrefix(prefix string) error {
 	if prefix == "" {
-		return fmt.Errorf("wire: empty subject prefix")
+		return fmt.Errorf("wire: %w: empty subject prefix", stream.ErrInvalidOption)
 	}
 	for _, tok := range strings.Split(prefix, ".") {
 		if tok == "" || tok == "*" || tok == ">" || strings.ContainsAny(tok, " \t\r\n*>") {
-			return fmt.Errorf("wire: subject prefix %q: tokens must be non-empty, without wildcards or white space", prefix)
+			return fmt.Errorf("wire: %w: subject prefix %q has an empty token, a wildcard or white space", stream.ErrInvalidOption, prefix)
 		}
 	}
 	return nil
@@ -204,7 +234,10 @@ func PrevRevisionHeader(h nats.Header) (stream.Revision, error) {
 // package documentation.
 type CloudTower struct{}
 
-var _ Codec[*models.ResourceChangeEvent] = CloudTower{}
+var (
+	_ Codec[*models.ResourceChangeEvent]         = CloudTower{}
+	_ HeaderEncoder[*models.ResourceChangeEvent] = CloudTower{}
+)
 
 // Revision returns the event's revision; see cloudtower.RevisionOf.
 func (CloudTower) Revision(ev *models.ResourceChangeEvent) (stream.Revision, error) {
@@ -213,7 +246,13 @@ func (CloudTower) Revision(ev *models.ResourceChangeEvent) (stream.Revision, err
 
 // Encode returns the message of ev: subject "<resource type>.<action>",
 // the resource headers, and the SDK model's JSON as the body.
-func (CloudTower) Encode(ev *models.ResourceChangeEvent) (Message, error) {
+func (c CloudTower) Encode(ev *models.ResourceChangeEvent) (Message, error) {
+	// The sink adds up to five headers: room for ten.
+	return c.EncodeHeader(ev, make(nats.Header, 10))
+}
+
+// EncodeHeader is Encode with the headers set in h; see HeaderEncoder.
+func (CloudTower) EncodeHeader(ev *models.ResourceChangeEvent, h nats.Header) (Message, error) {
 	if ev == nil {
 		return Message{}, fmt.Errorf("wire: nil event")
 	}
@@ -222,12 +261,39 @@ func (CloudTower) Encode(ev *models.ResourceChangeEvent) (Message, error) {
 		return Message{}, fmt.Errorf("wire: encoding the change: %w", err)
 	}
 	typ, action, id := deref(ev.ResourceType), deref(ev.Action), deref(ev.ResourceID)
-	h := make(nats.Header, 6)
-	h[HeaderResourceType] = []string{typ}
-	h[HeaderResourceID] = []string{id}
-	h[HeaderAction] = []string{action}
-	h[HeaderContentType] = []string{"application/json"}
-	return Message{Subject: Token(typ) + "." + Token(action), Header: h, Data: data}, nil
+	SetHeader(h, HeaderResourceType, typ)
+	SetHeader(h, HeaderResourceID, id)
+	SetHeader(h, HeaderAction, action)
+	SetHeader(h, HeaderContentType, "application/json")
+	return Message{Subject: subjects.get(typ, action), Header: h, Data: data}, nil
+}
+
+// subjectCache maps a resource type and an action to the relative subject
+// "<Token(type)>.<Token(action)>". CloudTower has a few dozen resource
+// types and three actions; the cache stops growing at maxSubjects entries.
+type subjectCache struct {
+	m sync.Map // subjectKey -> string
+	n atomic.Int64
+}
+
+type subjectKey struct{ typ, action string }
+
+const maxSubjects = 4096
+
+var subjects subjectCache
+
+func (c *subjectCache) get(typ, action string) string {
+	k := subjectKey{typ, action}
+	if s, ok := c.m.Load(k); ok {
+		return s.(string)
+	}
+	s := Token(typ) + "." + Token(action)
+	if c.n.Load() < maxSubjects {
+		if _, loaded := c.m.LoadOrStore(k, s); !loaded {
+			c.n.Add(1)
+		}
+	}
+	return s
 }
 
 // Decode parses the body as a models.ResourceChangeEvent. An event without

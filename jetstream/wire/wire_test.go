@@ -15,7 +15,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestToken(t *testing.T) {
-	for in, want := range map[string]string{"VM": "VM", "VM_VOLUME": "VM_VOLUME", "": "_", "a.b c*>": "a_b_c__", "é": "__"} {
+	for in, want := range map[string]string{"Vm": "Vm", "VmVolume": "VmVolume", "_LabelToVm": "_LabelToVm", "INSERT": "INSERT", "": "_", "a.b c*>": "a_b_c__", "é": "__"} {
 		if got := wire.Token(in); got != want {
 			t.Errorf("Token(%q) = %q, want %q", in, got, want)
 		}
@@ -29,13 +29,13 @@ func TestToken(t *testing.T) {
 
 func TestCloudTowerRoundTrip(t *testing.T) {
 	s := func(v string) *string { return &v }
-	ev := &models.ResourceChangeEvent{Revision: s("42"), PrevRevision: s("41"), ResourceType: s("VM"), ResourceID: s("cl1"),
+	ev := &models.ResourceChangeEvent{Revision: s("42"), PrevRevision: s("41"), ResourceType: s("Vm"), ResourceID: s("cl1"),
 		Action: s("UPDATE"), NewValue: s(`{"name":"a"}`)}
 	m, err := wire.CloudTower{}.Encode(ev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Subject != "VM.UPDATE" || m.Header.Get(wire.HeaderResourceID) != "cl1" || m.Header.Get(wire.HeaderAction) != "UPDATE" {
+	if m.Subject != "Vm.UPDATE" || m.Header.Get(wire.HeaderResourceID) != "cl1" || m.Header.Get(wire.HeaderAction) != "UPDATE" {
 		t.Fatalf("encoded %s %v", m.Subject, m.Header)
 	}
 	got, err := wire.CloudTower{}.Decode(m)

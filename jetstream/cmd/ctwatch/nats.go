@@ -22,6 +22,9 @@ import (
 	"github.com/towerwatch/towerwatch/stream"
 )
 
+// tailPollInterval is the poll interval of --from-nats: see reader.
+const tailPollInterval = 10 * time.Millisecond
+
 // natsFlags are the flags the extension adds.
 type natsFlags struct {
 	Publish  string        `name:"publish" group:"NATS" placeholder:"URL" envvar:"CTWATCH_PUBLISH" help:"Bridge mode: publish the changes into JetStream at this NATS server (nats://host:4222) instead of printing them, resuming after the last change on the stream. Run several for failover."`
@@ -149,9 +152,9 @@ func (x *natsExt) reader(ctx context.Context, cfg *cli.Config) (cli.Changes, err
 		}
 		return nil, err
 	}
-	// Long polls deliver a change as soon as it is stored: the CLI's poll
-	// interval would only delay it.
-	opts := append(cfg.WatchOptions(), stream.PollInterval(source.DefaultPollInterval))
+	// Polls wait for the next change on the server (long polls): a short
+	// interval delivers it as soon as it is stored, at no polling cost.
+	opts := append(cfg.WatchOptions(), stream.PollInterval(tailPollInterval))
 	changes := src.Watch(ctx, opts...)
 	if id := cfg.ResourceID; id != "" {
 		changes = operators.Filter(changes, func(ev *models.ResourceChangeEvent) bool {
@@ -199,14 +202,18 @@ func (x *natsExt) bridge(ctx context.Context, cfg *cli.Config) (cli.Changes, err
 		closeSrc()
 		return nil, err
 	}
-	b, err := bridge.NewCloudTower(js, src, bridge.Config{
-		Sink: sink.Config{Stream: x.f.Stream, Prefix: x.f.Prefix, MaxAge: x.f.MaxAge, Replicas: x.f.Replicas},
-		Lock: bridge.LockConfig{TTL: x.f.LockTTL, Replicas: x.f.Replicas},
-		// With an empty stream: after --from, or at CloudTower's head.
-		Start:  cfg.Start,
+	var start stream.Option // with an empty stream: at CloudTower's head,
+	if !cfg.Start.IsZero() {
+		start = stream.After(cfg.Start) // or after --from
+	}
+	bc := bridge.Config{
+		Sink:   sink.Config{Stream: x.f.Stream, Prefix: x.f.Prefix, MaxAge: x.f.MaxAge, Replicas: x.f.Replicas},
+		Lock:   bridge.LockConfig{TTL: x.f.LockTTL, Replicas: x.f.Replicas},
+		Start:  start,
 		Watch:  cfg.WatchOptions(),
 		Logger: cfg.Logger,
-	})
+	}
+	b, err := bridge.NewCloudTower(js, src, bc)
 	if err != nil {
 		nc.Close()
 		closeSrc()

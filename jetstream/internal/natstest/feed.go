@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,15 +13,14 @@ import (
 	"github.com/towerwatch/towerwatch/jetstream/sink"
 	"github.com/towerwatch/towerwatch/jetstream/wire"
 	"github.com/towerwatch/towerwatch/stream"
+	"github.com/towerwatch/towerwatch/stream/streamtest"
 )
 
-// Item is a change of Feed.
-type Item struct {
-	Rev  uint64 `json:"rev"`
-	Kind string `json:"kind"`
-}
+// Item is a change of the test feeds: a streamtest.Item, whose Key is
+// its kind (the subject token).
+type Item = streamtest.Item
 
-// Codec is the wire.Codec of Item: subject "<kind>", body JSON.
+// Codec is the wire.Codec of Item: subject "<key>", body JSON.
 type Codec struct{}
 
 // Revision returns the item's revision.
@@ -36,7 +34,7 @@ func (Codec) Revision(it Item) (stream.Revision, error) {
 // Encode encodes it.
 func (Codec) Encode(it Item) (wire.Message, error) {
 	b, err := json.Marshal(it)
-	return wire.Message{Subject: wire.Token(it.Kind), Data: b}, err
+	return wire.Message{Subject: wire.Token(it.Key), Data: b}, err
 }
 
 // Decode decodes an Item.
@@ -46,107 +44,17 @@ func (Codec) Decode(m wire.Message) (Item, error) {
 	return it, err
 }
 
-// ErrFault is the error of an injected failure.
-var ErrFault = errors.New("natstest: injected fault")
+// Kinds are the keys of the items Publish publishes (revision r has
+// Kinds[r%3]), and of a Feed from NewFeed: CloudTower's resource types.
+var Kinds = []string{"Vm", "Host", "VmVolume"}
 
-// Feed is an in-memory stream.Source of Items with revisions 1, 2, 3, ...
-// It can discard old items (compaction) and fail polls.
-type Feed struct {
-	mu      sync.Mutex
-	items   []Item // items[i].Rev == base+i+1
-	base    uint64 // revisions up to base are compacted
-	polls   int
-	failNth int // fail every failNth poll; 0 never
-	onPoll  func(after stream.Revision)
+// NewFeed returns an empty streamtest.Feed whose items have the keys
+// Kinds.
+func NewFeed() *streamtest.Feed {
+	f := &streamtest.Feed{}
+	f.SetKeys(Kinds...)
+	return f
 }
-
-// Kinds are the kinds Append cycles through.
-var Kinds = []string{"VM", "HOST", "VOLUME"}
-
-// Append adds n items and returns the new head.
-func (f *Feed) Append(n int) uint64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for range n {
-		rev := f.base + uint64(len(f.items)) + 1
-		f.items = append(f.items, Item{Rev: rev, Kind: Kinds[rev%uint64(len(Kinds))]})
-	}
-	return f.base + uint64(len(f.items))
-}
-
-// Head returns the newest revision.
-func (f *Feed) Head() uint64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.base + uint64(len(f.items))
-}
-
-// Compact discards the items up to rev.
-func (f *Feed) Compact(rev uint64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if rev <= f.base {
-		return
-	}
-	n := min(int(rev-f.base), len(f.items))
-	f.items = f.items[n:]
-	f.base = rev
-}
-
-// FailEvery makes every nth poll fail (0: none).
-func (f *Feed) FailEvery(n int) {
-	f.mu.Lock()
-	f.failNth = n
-	f.mu.Unlock()
-}
-
-// OnPoll sets a hook called at the start of each poll, without the Feed's
-// lock held: it may call the Feed's methods (Append, OnPoll, ...).
-func (f *Feed) OnPoll(h func(after stream.Revision)) {
-	f.mu.Lock()
-	f.onPoll = h
-	f.mu.Unlock()
-}
-
-// Poll implements stream.Poller.
-func (f *Feed) Poll(ctx context.Context, after stream.Revision, limit int) (stream.Page[Item], error) {
-	if err := ctx.Err(); err != nil {
-		return stream.Page[Item]{}, err
-	}
-	f.mu.Lock()
-	hook := f.onPoll
-	f.mu.Unlock()
-	if hook != nil {
-		hook(after)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.polls++
-	if f.failNth > 0 && f.polls%f.failNth == 0 {
-		return stream.Page[Item]{}, ErrFault
-	}
-	head := f.base + uint64(len(f.items))
-	page := stream.Page[Item]{Head: stream.RevisionFromUint64(head)}
-	if f.base > 0 {
-		page.Compact = stream.RevisionFromUint64(f.base)
-	}
-	if after.IsZero() {
-		return page, nil
-	}
-	a, _ := after.Uint64()
-	i := 0
-	if a > f.base {
-		i = int(a - f.base)
-	}
-	end := min(len(f.items), i+limit)
-	if i < end {
-		page.Items = append([]Item(nil), f.items[i:end]...)
-	}
-	return page, nil
-}
-
-// Revision implements stream.Source.
-func (f *Feed) Revision(it Item) (stream.Revision, error) { return Codec{}.Revision(it) }
 
 // Rev formats a revision.
 func Rev(n uint64) stream.Revision { return stream.MustParseRevision(strconv.FormatUint(n, 10)) }
@@ -177,7 +85,7 @@ func Publish(tb testing.TB, js jetstream.JetStream, cfg sink.Config, from, to, r
 		tb.Fatalf("natstest: %v", err)
 	}
 	for r := from; r <= to; r++ {
-		if err := pub.Publish(ctx, Item{Rev: r, Kind: Kinds[r%uint64(len(Kinds))]}); err != nil {
+		if err := pub.Publish(ctx, Item{Rev: r, Key: Kinds[r%uint64(len(Kinds))]}); err != nil {
 			tb.Fatalf("natstest: publishing %d: %v", r, err)
 		}
 	}
