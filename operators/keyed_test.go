@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"iter"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -752,5 +753,24 @@ func TestHandleByKeyKeyPanics(t *testing.T) {
 		wantEqual(t, "recovered", p, any("bad key"))
 		_, running, _, _ := rec.snapshot()
 		wantEqual(t, "calls in progress", running, 0)
+	})
+}
+
+// TestHandleByKeyGoexit: a handler that calls runtime.Goexit (t.FailNow
+// in a test helper) ends the pass with an error instead of hanging it.
+func TestHandleByKeyGoexit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		handle := func(ctx context.Context, c kc) error {
+			if c.Rev == 2 {
+				runtime.Goexit()
+			}
+			return nil
+		}
+		m := collectKeyedMarks(HandleByKey(t.Context(), kcSeq(nil, nil, kc{1, "a"}, kc{2, "b"}, kc{3, "a"}), 2, kcKey, kcRev, handle))
+		wantEqual(t, "errors", len(m.errs), 1)
+		var pe *PanicError
+		if !errors.As(m.errs[0], &pe) {
+			t.Fatalf("error %v, want a *PanicError", m.errs[0])
+		}
 	})
 }
