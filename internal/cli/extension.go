@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/smartxworks/cloudtower-go-sdk/v2/models"
 
 	"github.com/towerwatch/towerwatch/source/cloudtower"
@@ -136,6 +137,10 @@ type Config struct {
 	// default source calls it; a replacement source may. It is safe to call
 	// from any goroutine.
 	OnPoll func(stream.PollInfo)
+	// Registerer is the Prometheus registry that --metrics-addr serves,
+	// nil without the flag. An Extension may register collectors of its
+	// own on it (a bridge's promwatch.NewBridge, say).
+	Registerer prometheus.Registerer
 
 	warnf func(format string, args ...any)
 	opts  []stream.Option

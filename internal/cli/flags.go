@@ -53,6 +53,8 @@ type flags struct {
 	Quiet   bool   `group:"Output" short:"q" help:"No progress display on stderr."`
 	Verbose bool   `group:"Output" short:"v" help:"Log polls and retries on stderr."`
 
+	MetricsAddr string `name:"metrics-addr" group:"Monitoring" placeholder:"HOST:PORT" envvar:"CTWATCH_METRICS_ADDR" help:"Serve Prometheus metrics at http://HOST:PORT/metrics and health checks at /healthz and /readyz (off by default)."`
+
 	Demo    bool             `help:"Watch an embedded fake CloudTower with a change generator (no server needed); starts with --from 0."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 

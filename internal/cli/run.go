@@ -137,6 +137,7 @@ type runner struct {
 	store   operators.CheckpointStore
 	saved   stream.Revision // in the store
 	pending stream.Revision // written to the sink, to be saved
+	metrics *metricsServer  // --metrics-addr, or nil
 }
 
 func (r *runner) run(ctx context.Context) int {
@@ -167,10 +168,14 @@ func (r *runner) run(ctx context.Context) int {
 	}
 	cfg.Stdin, cfg.Stdout, cfg.Stderr = r.stdin, r.stdout, r.stderr
 	cfg.Logger = slog.New(slog.NewTextHandler(r.errw, &slog.HandlerOptions{Level: level}))
-	cfg.OnPoll = r.prog.poll
+	cfg.OnPoll = r.onPoll
 	cfg.warnf = func(format string, args ...any) {
 		fmt.Fprintf(r.errw, Name+": warning: "+format+"\n", args...)
 	}
+	if err := r.startMetrics(); err != nil {
+		return report(r.stderr, err)
+	}
+	defer r.stopMetrics()
 	cfg.opts = r.watchOptions()
 	cfg.open = r.openCloudTower
 
@@ -215,6 +220,8 @@ func (r *runner) run(ctx context.Context) int {
 		}
 		src = s
 	}
+
+	src = r.countEvents(src)
 
 	var sink Sink
 	for _, e := range r.exts {
@@ -277,8 +284,8 @@ func (r *runner) watchOptions() []stream.Option {
 	cfg := r.cfg
 	opts := []stream.Option{
 		stream.PollInterval(cfg.PollInterval),
-		stream.OnPoll(r.prog.poll),
-		stream.OnWarning(func(err error) { cfg.Warnf("%v (retrying)", err) }),
+		stream.OnPoll(r.onPoll),
+		stream.OnWarning(func(err error) { cfg.Warnf("%v (retrying)", err); r.watchMetrics().OnWarning(err) }),
 		stream.Logger(cfg.Logger),
 	}
 	if cfg.Start.IsZero() {

@@ -19,6 +19,7 @@ import (
 	"github.com/towerwatch/towerwatch/jetstream/source"
 	"github.com/towerwatch/towerwatch/jetstream/wire"
 	"github.com/towerwatch/towerwatch/operators"
+	"github.com/towerwatch/towerwatch/promwatch"
 	"github.com/towerwatch/towerwatch/stream"
 )
 
@@ -212,6 +213,15 @@ func (x *natsExt) bridge(ctx context.Context, cfg *cli.Config) (cli.Changes, err
 		Start:  start,
 		Watch:  cfg.WatchOptions(),
 		Logger: cfg.Logger,
+	}
+	if cfg.Registerer != nil { // --metrics-addr: the bridge's own metrics
+		bm, err := promwatch.NewBridge(cfg.Registerer)
+		if err != nil {
+			nc.Close()
+			closeSrc()
+			return nil, err
+		}
+		bc.OnPublished, bc.OnLeader, bc.OnPublishError = bm.OnPublished, bm.OnLeader, bm.OnPublishError
 	}
 	b, err := bridge.NewCloudTower(js, src, bc)
 	if err != nil {
