@@ -111,7 +111,9 @@ func InformerOptions(opts ...informer.Option) Option {
 // A change that cannot be decoded makes the informer re-list. List errors
 // are classified like the feed's: 401 and 403 (cloudtower.ErrUnauthorized),
 // 404 (cloudtower.ErrUnsupported) and 400 (cloudtower.ErrBadRequest) are
-// fatal (stream.Fatal) and end Run; the rest are retried.
+// fatal (stream.Fatal) and end Run; the rest are retried: the request
+// itself up to 5 times (100 ms to 5 s apart), then the whole list, with
+// the informer's policy (informer.Retry).
 func New[V any](c *client.Cloudtower, k Kind[V], opts ...Option) (*informer.Informer[string, V], error) {
 	cfg := &config{pageSize: DefaultPageSize}
 	for _, o := range opts {
@@ -130,11 +132,21 @@ func New[V any](c *client.Cloudtower, k Kind[V], opts ...Option) (*informer.Info
 		return nil, cfg.err
 	}
 	fetch := func(ctx context.Context, q Query) ([]V, error) {
-		objs, err := k.List(ctx, c, q)
-		if err != nil {
-			return nil, classify(k.Type, err)
+		// A transient failure retries this request, not the whole list.
+		r := requestRetry.Start()
+		for {
+			objs, err := k.List(ctx, c, q)
+			if err == nil {
+				return objs, nil
+			}
+			err = classify(k.Type, err)
+			if stream.IsFinal(err) {
+				return nil, err
+			}
+			if err := r.Wait(ctx, err); err != nil {
+				return nil, err
+			}
 		}
-		return objs, nil
 	}
 	lister := informer.OffsetLister(k.ID, int(cfg.pageSize), func(ctx context.Context, skip, limit int) ([]V, error) {
 		return fetch(ctx, Query{Skip: int32(skip), First: int32(limit)})
@@ -223,21 +235,14 @@ func (d decoder[V]) decode(ctx context.Context, ev *models.ResourceChangeEvent) 
 	return ch, nil
 }
 
-// refetchRetry is the policy of a refetch: after it, the informer re-lists.
-var refetchRetry = stream.RetryPolicy{Min: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.5, MaxRetries: 5}
+// requestRetry is the policy of one list request (a page, or a refetch):
+// after it, the informer starts the list again (or, for a refetch,
+// re-lists), with its own policy.
+var requestRetry = stream.RetryPolicy{Min: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.5, MaxRetries: 5}
 
-// get fetches one object by id, retrying transient failures.
+// get fetches one object by id.
 func (d decoder[V]) get(ctx context.Context, id string) ([]V, error) {
-	r := refetchRetry.Start()
-	for {
-		objs, err := d.fetch(ctx, Query{ID: id, First: 1})
-		if err == nil || stream.IsFinal(err) {
-			return objs, err
-		}
-		if err := r.Wait(ctx, err); err != nil {
-			return nil, err
-		}
-	}
+	return d.fetch(ctx, Query{ID: id, First: 1})
 }
 
 func isNil[V any](v V) bool {

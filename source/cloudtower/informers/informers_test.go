@@ -405,3 +405,50 @@ func TestServerKnobs(t *testing.T) {
 		})
 	}
 }
+
+// Transient faults of the change feed (5xx, 429, resets, truncated and
+// malformed pages, events without revision) and of the lists (connection
+// errors) cost retries, never correctness.
+func TestTransientFaults(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := fakeserver.New(fakeserver.Config{Seed: 9})
+		defer s.Close()
+		s.Generate(2000)
+		s.SetRandomFaults(9, 0.3, fakeserver.Fault500, fakeserver.Fault502Text, fakeserver.Fault503Empty,
+			fakeserver.Fault429, fakeserver.FaultReset, fakeserver.FaultTruncate, fakeserver.FaultMalformedJSON,
+			fakeserver.FaultMissingRevision)
+		c, ht := dial(t, s)
+		inf, err := informers.VMs(c, quick(informers.InformerOptions(informer.Backoff(100*time.Millisecond, time.Second)))...)
+		require.NoError(t, err)
+		var lists atomic.Int32
+		failing := &failingTransport{next: ht.next, every: 3, n: &lists}
+		ht.next = failing
+		stop := run(t, inf)
+		defer stop()
+		ctx, cancel := context.WithTimeout(t.Context(), time.Hour) // fake time: never an endless test
+		defer cancel()
+		require.NoError(t, inf.WaitForSync(ctx))
+		s.Generate(500)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		requireInSync(t, s, fakeserver.TypeVM, inf)
+		require.Positive(t, failing.failed.Load())
+	})
+}
+
+// failingTransport fails every every-th list request with a connection
+// error.
+type failingTransport struct {
+	next   http.RoundTripper
+	every  int32
+	n      *atomic.Int32
+	failed atomic.Int32
+}
+
+func (f *failingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.Contains(r.URL.Path, "/get-") && f.n.Add(1)%f.every == 0 {
+		f.failed.Add(1)
+		return nil, errors.New("connection reset by peer")
+	}
+	return f.next.RoundTrip(r)
+}
