@@ -85,7 +85,7 @@ func (i *Informer) QueueDepth(name string, pending func() int) error {
 		return nil
 	}
 	if name == "" || labelValue(name) != name {
-		return fmt.Errorf("%w: promwatch.Informer.QueueDepth(%q): want a non-empty UTF-8 name", stream.ErrInvalidOption, name)
+		return fmt.Errorf("%w: promwatch: Informer.QueueDepth(%q): want a non-empty UTF-8 name", stream.ErrInvalidOption, name)
 	}
 	i.mu.Lock()
 	defer i.mu.Unlock()
@@ -103,7 +103,7 @@ func (i *Informer) QueueDepth(name string, pending func() int) error {
 		return nil
 	}
 	if len(i.handlers) >= i.max {
-		return fmt.Errorf("%w: promwatch.Informer.QueueDepth(%q): more than MaxSeries (%d) handler names", stream.ErrInvalidOption, name, i.max)
+		return fmt.Errorf("%w: promwatch: Informer.QueueDepth(%q): more than MaxSeries (%d) handler names", stream.ErrInvalidOption, name, i.max)
 	}
 	i.handlers = append(i.handlers, namedFunc{name, pending})
 	return nil

@@ -3,7 +3,6 @@ package promwatch_test
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -15,59 +14,25 @@ import (
 	"github.com/towerwatch/towerwatch/informer"
 	"github.com/towerwatch/towerwatch/promwatch"
 	"github.com/towerwatch/towerwatch/stream"
+	"github.com/towerwatch/towerwatch/stream/streamtest"
 )
 
 type vm struct{ ID, Status string }
 
-type vmChange struct {
-	rev uint64
-	op  informer.Op
-	vm  vm
-}
-
-// vmServer is a list and a change feed in memory.
-type vmServer struct {
-	mu  sync.Mutex
-	vms map[string]vm
-	log []vmChange
-}
-
-func (s *vmServer) apply(op informer.Op, v vm) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if op == informer.Delete {
-		delete(s.vms, v.ID)
-	} else {
-		s.vms[v.ID] = v
-	}
-	s.log = append(s.log, vmChange{rev: uint64(len(s.log) + 1), op: op, vm: v})
-}
-
-func (s *vmServer) list(_ context.Context, yield func([]vm) error) error {
-	s.mu.Lock()
-	page := make([]vm, 0, len(s.vms))
-	for _, v := range s.vms {
-		page = append(page, v)
-	}
-	s.mu.Unlock()
-	return yield(page)
-}
-
-func (s *vmServer) poll(_ context.Context, after stream.Revision, limit int) (stream.Page[vmChange], error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	page := stream.Page[vmChange]{Head: stream.RevisionFromUint64(uint64(len(s.log)))}
-	a, ok := after.Uint64()
-	if !ok {
-		return page, nil
-	}
-	for _, c := range s.log[min(a, uint64(len(s.log))):] {
-		if len(page.Items) == limit {
-			break
+// listVMs lists the state the feed's changes lead to: the last value
+// (the status) of each key (the VM's id).
+func listVMs(feed *streamtest.Feed) informer.ListFunc[vm] {
+	return func(_ context.Context, yield func([]vm) error) error {
+		last := map[string]string{}
+		for _, it := range feed.Items(0) {
+			last[it.Key] = it.Value
 		}
-		page.Items = append(page.Items, c)
+		var page []vm
+		for id, status := range last {
+			page = append(page, vm{ID: id, Status: status})
+		}
+		return yield(page)
 	}
-	return page, nil
 }
 
 // TestInformerWiring wires promwatch to a real informer: objects from
@@ -76,19 +41,18 @@ func (s *vmServer) poll(_ context.Context, after stream.Revision, limit int) (st
 // through informer.WatchOptions: watch metrics need an informer hook.)
 func TestInformerWiring(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		srv := &vmServer{vms: map[string]vm{}}
+		feed := &streamtest.Feed{}
 		for _, id := range []string{"vm1", "vm2", "vm3"} {
-			srv.apply(informer.Insert, vm{ID: id, Status: "RUNNING"})
+			feed.Add(streamtest.Item{Key: id, Value: "RUNNING"})
 		}
 		reg := prometheus.NewRegistry()
 		im, err := promwatch.NewInformer(reg)
 		require.NoError(t, err)
 
-		src := stream.NewSource(srv.poll, func(c vmChange) (stream.Revision, error) { return stream.RevisionFromUint64(c.rev), nil })
-		decode := func(_ context.Context, c vmChange) (informer.Change[vm], error) {
-			return informer.Change[vm]{Op: c.op, Object: c.vm}, nil
+		decode := func(_ context.Context, it streamtest.Item) (informer.Change[vm], error) {
+			return informer.Change[vm]{Op: informer.Update, Object: vm{ID: it.Key, Status: it.Value}}, nil
 		}
-		inf, err := informer.New(informer.ListFunc[vm](srv.list), src, decode, func(v vm) string { return v.ID },
+		inf, err := informer.New(listVMs(feed), feed, decode, func(v vm) string { return v.ID },
 			informer.Resync(time.Minute),
 			informer.OnRelist(func(informer.RelistInfo) { im.OnRelist() }),
 			informer.WatchOptions(stream.PollInterval(time.Second)), informer.Logger(slog.New(slog.DiscardHandler)))
@@ -102,8 +66,7 @@ func TestInformerWiring(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- inf.Run(ctx) }()
 		require.NoError(t, inf.WaitForSync(ctx))
-		srv.apply(informer.Update, vm{ID: "vm2", Status: "STOPPED"})
-		srv.apply(informer.Insert, vm{ID: "vm4", Status: "RUNNING"})
+		feed.Add(streamtest.Item{Key: "vm2", Value: "STOPPED"}, streamtest.Item{Key: "vm4", Value: "RUNNING"})
 		<-handled
 		synctest.Wait()
 

@@ -1,6 +1,7 @@
 package promwatch
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"regexp"
@@ -47,6 +48,18 @@ func (o Option) Err() error {
 	return c.err
 }
 
+// Validate returns the errors of opts, joined (nil if every option is
+// valid): the error New, NewBridge and NewInformer would return for them.
+func Validate(opts ...Option) error {
+	var errs []error
+	for _, o := range opts {
+		if err := o.Err(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 type config struct {
 	namespace   string
 	constLabels prometheus.Labels
@@ -77,7 +90,7 @@ func buildConfig(opts []Option) (*config, error) {
 
 func (c *config) fail(format string, args ...any) {
 	if c.err == nil {
-		c.err = fmt.Errorf("%w: promwatch."+format, append([]any{stream.ErrInvalidOption}, args...)...)
+		c.err = fmt.Errorf("%w: promwatch: "+format, append([]any{stream.ErrInvalidOption}, args...)...)
 	}
 }
 
@@ -179,10 +192,10 @@ func (c *config) opts(name, help string) prometheus.Opts {
 // register registers col on reg, wrapping the error.
 func register(reg prometheus.Registerer, what string, col prometheus.Collector) error {
 	if reg == nil {
-		return fmt.Errorf("%w: promwatch.%s: nil Registerer", stream.ErrInvalidOption, what)
+		return fmt.Errorf("%w: promwatch: %s: nil Registerer", stream.ErrInvalidOption, what)
 	}
 	if err := reg.Register(col); err != nil {
-		return fmt.Errorf("promwatch.%s: registering the collectors: %w", what, err)
+		return fmt.Errorf("promwatch: %s: registering the collectors: %w", what, err)
 	}
 	return nil
 }

@@ -56,6 +56,10 @@ func TestOptionErrors(t *testing.T) {
 	for _, o := range good {
 		require.NoError(t, o.Err())
 	}
+	require.NoError(t, promwatch.Validate(good...))
+	err := promwatch.Validate(promwatch.MaxSeries(0), promwatch.ReadyWithin(0))
+	require.ErrorIs(t, err, stream.ErrInvalidOption)
+	require.EqualError(t, err, "invalid option: promwatch: MaxSeries(0): must be at least 1\ninvalid option: promwatch: ReadyWithin(0s): must be positive")
 }
 
 func TestNilRegisterer(t *testing.T) {
