@@ -118,7 +118,22 @@ type Informer[K comparable, V any] struct {
 // feed hides the item type of the change stream.
 type feed[V any] interface {
 	head(ctx context.Context) (stream.Revision, error)
-	watch(ctx context.Context, after stream.Revision, opts []stream.Option) iter.Seq2[decoded[V], error]
+	// watch watches after after; onPage, if not nil, is called with each
+	// page the source returns, on the goroutine that polled (the engine's
+	// prefetch may poll while earlier items are still being handled).
+	watch(ctx context.Context, after stream.Revision, opts []stream.Option, onPage func(pageInfo)) iter.Seq2[decoded[V], error]
+}
+
+// pageInfo is what the informer needs to know of a page, computed as the
+// engine does.
+type pageInfo struct {
+	head stream.Revision
+	// caughtUp: the engine will deliver this page's new items, if any, and
+	// then believe nothing more is waiting.
+	caughtUp bool
+	// last is the revision after which nothing is waiting once the page
+	// is delivered: its newest new item, or the revision it was after.
+	last stream.Revision
 }
 
 type decoded[V any] struct {
@@ -386,10 +401,9 @@ func (inf *Informer[K, V]) watch(ctx context.Context, cause error, h, h2 stream.
 		h = stream.RevisionFromUint64(0)
 	}
 	var (
-		pos         = h // last revision applied
-		firstPage   = true
-		committed   bool
-		commitAfter = -1 // items left in a caught-up page before committing
+		pos       = h // last revision applied
+		firstPage = true
+		committed bool
 	)
 	var (
 		resync     atomic.Bool
@@ -407,29 +421,40 @@ func (inf *Informer[K, V]) watch(ctx context.Context, cause error, h, h2 stream.
 			stopResync = time.AfterFunc(inf.cfg.resync, func() { resync.Store(true); cancel() }).Stop
 		}
 	}
-	onPoll := stream.OnPoll(func(p stream.PollInfo) {
+	// mu orders the page observer (which may run on the engine's prefetch
+	// goroutine) with the handling of items.
+	var (
+		mu        sync.Mutex
+		processed = h // the newest revision handled
+		commitAt  stream.Revision
+	)
+	onPage := func(p pageInfo) {
+		mu.Lock()
+		defer mu.Unlock()
 		if committed {
 			return
 		}
 		if firstPage {
 			firstPage = false
-			if h2.Less(p.Head) {
-				h2 = p.Head
+			if h2.Less(p.head) {
+				h2 = p.head
 			}
 		}
 		// A caught-up page whose head is below h2 is stale: it says
 		// nothing of the changes up to h2. (Zero: the head is unknown.)
-		if p.CaughtUp && (p.Head.IsZero() || !p.Head.Less(h2)) {
-			commitAfter = p.New
-			if p.New == 0 {
-				commit()
-			}
+		if !p.caughtUp || (!p.head.IsZero() && p.head.Less(h2)) {
+			return
 		}
-	})
+		if !processed.Less(p.last) {
+			commit() // everything up to p.last is handled
+		} else if commitAt.IsZero() || p.last.Less(commitAt) {
+			commitAt = p.last
+		}
+	}
 	for {
-		opts := append(append([]stream.Option{}, inf.cfg.watchOpts...), onPoll, stream.After(pos))
+		opts := append(append([]stream.Option{}, inf.cfg.watchOpts...), stream.After(pos))
 		var werr error
-		for d, err := range inf.feed.watch(wctx, pos, opts) {
+		for d, err := range inf.feed.watch(wctx, pos, opts, onPage) {
 			if err != nil {
 				werr = err
 				break
@@ -438,6 +463,7 @@ func (inf *Informer[K, V]) watch(ctx context.Context, cause error, h, h2 stream.
 				inf.cfg.logger.Warn("towerwatch: informer: undecodable change, re-listing", "revision", d.rev.String(), "error", d.err)
 				return &DecodeError{Revision: d.rev, Err: d.err}, nil
 			}
+			mu.Lock()
 			if !committed && !h2.IsZero() && h2.Less(d.rev) {
 				commit()
 			}
@@ -446,18 +472,12 @@ func (inf *Informer[K, V]) watch(ctx context.Context, cause error, h, h2 stream.
 			} else {
 				inf.replay(scratch, d.change)
 			}
-			pos = d.rev
-			bo.Reset()
-			if !committed {
-				switch {
-				case d.rev == h2:
-					commit()
-				case commitAfter > 0:
-					if commitAfter--; commitAfter == 0 {
-						commit()
-					}
-				}
+			pos, processed = d.rev, d.rev
+			if !committed && (d.rev == h2 || (!commitAt.IsZero() && !d.rev.Less(commitAt))) {
+				commit()
 			}
+			mu.Unlock()
+			bo.Reset()
 		}
 		switch {
 		case ctx.Err() != nil:
@@ -599,9 +619,13 @@ func (f *srcFeed[E, V]) head(ctx context.Context) (stream.Revision, error) {
 	return h, nil
 }
 
-func (f *srcFeed[E, V]) watch(ctx context.Context, after stream.Revision, opts []stream.Option) iter.Seq2[decoded[V], error] {
+func (f *srcFeed[E, V]) watch(ctx context.Context, after stream.Revision, opts []stream.Option, onPage func(pageInfo)) iter.Seq2[decoded[V], error] {
+	var src stream.Source[E] = f.src
+	if onPage != nil {
+		src = observed[E]{Source: f.src, onPage: onPage}
+	}
 	return func(yield func(decoded[V], error) bool) {
-		for it, err := range stream.Watch(ctx, f.src, opts...) {
+		for it, err := range stream.Watch(ctx, src, opts...) {
 			if err != nil {
 				yield(decoded[V]{}, err)
 				return
@@ -613,4 +637,40 @@ func (f *srcFeed[E, V]) watch(ctx context.Context, after stream.Revision, opts [
 			}
 		}
 	}
+}
+
+// observed is a Source that tells onPage about each page the engine will
+// accept, judged by the engine's rules: a page it rejects (an item without
+// a valid revision, a full page with nothing new, a position below the
+// compact revision) is not told.
+type observed[E any] struct {
+	stream.Source[E]
+	onPage func(pageInfo)
+}
+
+func (o observed[E]) Poll(ctx context.Context, after stream.Revision, limit int) (stream.Page[E], error) {
+	p, err := o.Source.Poll(ctx, after, limit)
+	if err != nil || after.IsZero() || (!p.Compact.IsZero() && after.Less(p.Compact)) {
+		return p, err
+	}
+	last, fresh := after, 0
+	for _, it := range p.Items {
+		r, rerr := o.Source.Revision(it)
+		if rerr != nil || r.IsZero() {
+			return p, err
+		}
+		if after.Less(r) {
+			fresh++
+			if last.Less(r) {
+				last = r
+			}
+		}
+	}
+	full := len(p.Items) >= limit
+	if full && fresh == 0 {
+		return p, err
+	}
+	caughtUp := !full && (fresh == 0 || p.Head.IsZero() || !last.Less(p.Head))
+	o.onPage(pageInfo{head: p.Head, caughtUp: caughtUp, last: last})
+	return p, err
 }

@@ -744,3 +744,21 @@ func TestFeedWithoutHead(t *testing.T) {
 		require.Equal(t, w.state(), storeState(inf))
 	})
 }
+
+// The informer does not use stream.OnPoll: the caller's own hook (for
+// metrics, say) keeps working next to it.
+func TestCallersOnPollKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(3)
+		var polls atomic.Int32
+		inf := newInformer(t, w, informer.WatchOptions(stream.OnPoll(func(stream.PollInfo) { polls.Add(1) })))
+		stop := start(t, inf)
+		defer stop()
+		require.NoError(t, inf.WaitForSync(t.Context()))
+		w.update(id(0), "STOPPED")
+		settle()
+		got, _ := inf.Store().Get(id(0))
+		require.Equal(t, "STOPPED", got.Status)
+		require.Positive(t, polls.Load())
+	})
+}

@@ -163,8 +163,10 @@ func Backoff(min, max time.Duration) Option {
 }
 
 // WatchOptions adds options for the change stream (stream.Watch), such as
-// stream.PollInterval, stream.Retry or stream.OnPoll. The informer chooses
-// the start position itself: start options (stream.After, stream.FromNow,
+// stream.PollInterval, stream.Retry, or the hooks stream.OnPoll and
+// stream.OnWarning, which the informer leaves to the caller (it watches
+// the pages through the Source instead). The informer chooses the start
+// position itself: start options (stream.After, stream.FromNow,
 // stream.FromStart) are overridden. Calls accumulate. Bad options are
 // reported here (stream.Validate).
 func WatchOptions(opts ...stream.Option) Option {
