@@ -6,6 +6,9 @@ package bench
 //
 //	impl=sequential             one loop, one change at a time
 //	impl=keyed-n8, -n32, -n128  operators.HandleByKey with 8, 32, 128 workers
+//	impl=keyed-n32-checkpoint   the same with 32 workers, its watermark saved
+//	                            by operators.Checkpoint in a FileStore (at its
+//	                            defaults: every 100 watermarks or 1 s, fsync'd)
 //	impl=goroutine-per-change   one goroutine per change, at most 128 at a
 //	                            time (errgroup.SetLimit): no per-key order
 //
@@ -14,7 +17,8 @@ package bench
 // (100,000), except the sequential loop, which handles keyedSeqChanges
 // (2,000) so that the whole benchmark stays within about 30 s at
 // -benchtime 1x (100,000 would take 100 s); the rate is what is compared.
-// Each sub-benchmark reports
+// Each sub-benchmark reports (keyed-n32-checkpoint also saves, the
+// number of checkpoint saves in the pass)
 //
 //	changes/s    changes handled per second of wall time
 //	violations   handler calls that broke per-key order: a call that
@@ -29,6 +33,7 @@ import (
 	"context"
 	"iter"
 	"math/rand/v2"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -156,6 +161,21 @@ func BenchmarkKeyed(b *testing.B) {
 			})
 		})
 	}
+	b.Run("impl=keyed-n32-checkpoint", func(b *testing.B) {
+		run(b, keyedChanges, func(ctx context.Context, cs []keyedChange, h *keyedHandler) error {
+			key := func(c keyedChange) int { return c.Key }
+			rev := func(c keyedChange) (stream.Revision, error) { return stream.RevisionFromUint64(c.Rev), nil }
+			store := operators.NewFileStore(filepath.Join(b.TempDir(), "checkpoint.json"))
+			saves := 0 // BeforeSave runs right before each save
+			for _, err := range operators.Checkpoint(ctx, operators.HandleByKey(ctx, keyedSeq(cs), 32, key, rev, h.handle), store, operators.WatermarkRevision, operators.BeforeSave(func(context.Context) error { saves++; return nil })) {
+				if err != nil {
+					return err
+				}
+			}
+			b.ReportMetric(float64(saves), "saves")
+			return nil
+		})
+	})
 	b.Run("impl=goroutine-per-change", func(b *testing.B) {
 		run(b, keyedChanges, func(ctx context.Context, cs []keyedChange, h *keyedHandler) error {
 			var g errgroup.Group

@@ -8,6 +8,7 @@ import (
 	"iter"
 	"reflect"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -119,9 +120,9 @@ func NewestOnly() KeyedOption {
 // SkipPoison makes HandleByKey skip a poison change instead of stopping:
 // a change whose handler failed for good (its retries used up, or an error
 // for which stream.IsFinal holds). report is called with the change and a
-// *KeyedError holding its last error, on the goroutine of the range loop
-// (never concurrently with itself or the loop body); then the change
-// counts as handled, and its key goes on with its next change. A panic in
+// *KeyedError holding its last error, on HandleByKey's dispatching
+// goroutine, one call at a time (possibly while the loop body runs); then
+// the change counts as handled, and its key goes on with its next change. A panic in
 // the handler is never skipped. report must not be nil, and T must be the
 // type of the stream's values.
 func SkipPoison[T any](report func(v T, err error)) KeyedOption {
@@ -185,50 +186,39 @@ func WatermarkRevision(rev stream.Revision) (stream.Revision, error) { return re
 //
 // Save the watermark with Checkpoint, and start the stream after it on the
 // next run (LoadAfter): nothing at or below it is lost after a crash, and
-// changes above it may be handled again (at-least-once, per key in order),
-// so handle must be idempotent:
+// changes above it may be handled again (at-least-once, per key in order):
 //
-//	after, err := operators.LoadAfter(ctx, store, stream.FromStart())
-//	if err != nil {
-//		return err
-//	}
 //	events := stream.Watch(ctx, src, after)
 //	marks := operators.HandleByKey(ctx, events, 32, resourceID, src.Revision, apply)
-//	for _, err := range operators.Checkpoint(ctx, marks, store, operators.WatermarkRevision,
-//		operators.SaveWhenIdle(time.Second)) {
+//	for _, err := range operators.Checkpoint(ctx, marks, store, operators.WatermarkRevision) {
 //		if err != nil {
-//			return err // the watermark reached is saved before the error
+//			return err
 //		}
 //	}
-//
-// The watermark is a sequence, not an option taking a store, so that it
-// composes: Checkpoint's save rules (every n, by time, when idle, before a
-// save, on the way out) apply unchanged, and any consumer (a metric, a
-// log, a JetStream acknowledgement) can range over it. SaveWhenIdle saves
-// the last advances of a stream that goes quiet; without it they are saved
-// with the next change, or on the way out.
 //
 // # Blocking and goroutines
 //
 // Ranging over the returned sequence blocks until the upstream ends (and
 // every change read from it is handled), an error stops it, or the loop
-// breaks. Each pass starts n worker goroutines, which call handle, and one
-// goroutine that reads seq; the range loop's goroutine dispatches changes
-// to the workers, and calls key, revision, SkipPoison's report and the
-// loop body. While the loop body runs, no new change is dispatched (the
-// workers go on with their current calls): keep it short, as a checkpoint
-// save is. See the package documentation for how the reading goroutine is
-// stopped; every worker has returned when the range statement ends.
+// breaks. Each pass starts n worker goroutines, which call handle, one
+// goroutine that reads seq, and one that dispatches changes to the
+// workers and calls key, revision and SkipPoison's report, one call at a
+// time. The loop body runs on the range goroutine, at the same time as
+// the handling: a slow body (a checkpoint save) does not hold the workers
+// up, and the watermarks that pass meanwhile are coalesced: the body gets
+// the newest one next. An error from seq is the exception: nothing after
+// it is dispatched until the body is done with it (so a consumer can
+// re-list on Resume's gap notice before a later change is handled). See
+// the package documentation for how the reading goroutine is stopped;
+// the dispatcher and every worker have returned when the range statement
+// ends.
 //
 // # Ordering
 //
 // The calls for one key never overlap, and happen in revision order: a
 // change waits for the earlier changes of its key, including their
-// retries. Changes of different keys have no order among each other;
-// among the changes ready to start, the oldest starts first, which keeps
-// the watermark close behind the work done (so little is handled twice
-// after a crash). The watermark increases strictly; nothing is yielded
-// before the first change is handled.
+// retries. Changes of different keys have no order among each other. The
+// watermark increases strictly.
 //
 // # Bounds
 //
@@ -263,8 +253,8 @@ func WatermarkRevision(rev stream.Revision) (stream.Revision, error) { return re
 //
 // A panic in handle is recovered and ends the sequence with a *KeyedError
 // wrapping a *PanicError (with the key and the revision); it is never
-// retried or skipped. A panic in key or revision propagates to the range
-// statement, after the workers have returned.
+// retried or skipped. A panic in key, revision or SkipPoison's report is
+// raised again on the range goroutine, after the workers have returned.
 //
 // n < 1, a nil function or a bad option is an error wrapping
 // stream.ErrInvalidOption, yielded as the only value.
@@ -300,8 +290,9 @@ func HandleByKey[T any, K comparable](ctx context.Context, seq iter.Seq2[T, erro
 	}
 }
 
-// keyedRun is one pass of HandleByKey. Its state belongs to the goroutine
-// of the range loop (the dispatcher), except the channels and sem.
+// keyedRun is one pass of HandleByKey. Its state belongs to the
+// dispatching goroutine, except the channels, sem, and the fields under
+// markMu.
 //
 // The held changes live in a ring of cfg.maxPending slots, in the order
 // they were read (revision order); change number s (counting from 0 in
@@ -325,13 +316,19 @@ type keyedRun[T any, K comparable] struct {
 	timer      *time.Timer       // fires at backoff's earliest due time
 	running    int               // calls in progress (jobs sent, results not received)
 	watermark  stream.Revision
-	yielded    stream.Revision // the last watermark yielded
 	last       stream.Revision // revision of the last change read
 
 	in      chan msg[T]
 	jobs    chan keyedJob[T]
 	results chan keyedResult
 	sem     *semaphore.Weighted
+
+	// Between the dispatcher and the consumer.
+	markMu  sync.Mutex
+	mark    stream.Revision  // the newest watermark published
+	marked  chan struct{}    // cap 1: mark has moved
+	notices chan keyedNotice // errors from seq
+	quit    chan struct{}    // closed when the consumer has left
 }
 
 type keyedSlot[T any, K comparable] struct {
@@ -372,10 +369,108 @@ func newKeyedRun[T any, K comparable](cfg *keyedConfig, n int, key func(T) K, re
 		jobs:    make(chan keyedJob[T]),
 		results: make(chan keyedResult, n), // at most n running: sends never block
 		sem:     semaphore.NewWeighted(int64(cfg.maxPending)),
+		marked:  make(chan struct{}, 1),
+		notices: make(chan keyedNotice),
+		quit:    make(chan struct{}),
 	}
 }
 
+// run is one pass, on the goroutine of the range loop: it starts the
+// dispatcher and yields what it publishes, until it ends. Whatever ends
+// the pass (a break or a panic in the loop body included), run returns
+// only once the dispatcher has stopped, and the dispatcher only once every
+// worker has returned.
 func (r *keyedRun[T, K]) run(ctx context.Context, seq iter.Seq2[T, error], yield func(stream.Revision, error) bool) {
+	out := make(chan keyedOutcome, 1)
+	go func() { out <- r.dispatch(ctx, seq) }()
+	over := false // the dispatcher's outcome is in
+	defer func() {
+		if !over {
+			close(r.quit)
+			<-out
+		}
+	}()
+	var (
+		noRev   stream.Revision
+		yielded stream.Revision
+	)
+	// mark yields the newest watermark, if it moved.
+	mark := func() bool {
+		r.markMu.Lock()
+		m := r.mark
+		r.markMu.Unlock()
+		if m == yielded {
+			return true
+		}
+		yielded = m
+		return yield(m, nil)
+	}
+	for {
+		select {
+		case <-r.marked:
+			if !mark() {
+				return
+			}
+		case nt := <-r.notices:
+			if nt.mark != yielded {
+				yielded = nt.mark
+				if !yield(nt.mark, nil) {
+					return
+				}
+			}
+			if !yield(noRev, nt.err) {
+				return
+			}
+			close(nt.ack)
+		case o := <-out:
+			over = true
+			if !mark() {
+				return
+			}
+			if o.panicked {
+				panic(o.panic)
+			}
+			if o.err != nil {
+				yield(noRev, o.err)
+			}
+			return
+		}
+	}
+}
+
+// keyedNotice hands an error from seq to the consumer, with the watermark
+// of everything read before it; the dispatcher waits until ack is closed
+// (the loop body is done with the error) before it goes on.
+type keyedNotice struct {
+	mark stream.Revision
+	err  error
+	ack  chan struct{}
+}
+
+// keyedOutcome is how the dispatcher ended: with an error to yield last,
+// or with the value of a panic in key, revision or SkipPoison's report.
+type keyedOutcome struct {
+	err      error
+	panic    any
+	panicked bool
+}
+
+// publish makes the watermark the newest one for the consumer to yield.
+func (r *keyedRun[T, K]) publish() {
+	r.markMu.Lock()
+	r.mark = r.watermark
+	r.markMu.Unlock()
+	select {
+	case r.marked <- struct{}{}:
+	default: // the consumer has not taken the last notice yet
+	}
+}
+
+// dispatch is the dispatching goroutine. It owns the workers and the
+// reading goroutine, and returns once every worker has returned: when seq
+// has ended and every change read is handled, on an error that ends the
+// pass, and when the consumer has left (quit).
+func (r *keyedRun[T, K]) dispatch(ctx context.Context, seq iter.Seq2[T, error]) (o keyedOutcome) {
 	workCtx, cancel := context.WithCancel(ctx)
 	readCtx, stopReading := context.WithCancel(context.Background())
 	var workers errgroup.Group
@@ -388,8 +483,10 @@ func (r *keyedRun[T, K]) run(ctx context.Context, seq iter.Seq2[T, error], yield
 	r.timer = time.NewTimer(time.Hour)
 	r.timer.Stop()
 	defer func() {
-		// Also on a break and on a panic in key or revision: stop the
-		// handlers, and wait until every worker has returned.
+		if p := recover(); p != nil {
+			o = keyedOutcome{panic: p, panicked: true}
+		}
+		// Stop the handlers, and wait until every worker has returned.
 		r.timer.Stop()
 		stopReading()
 		cancel()
@@ -399,22 +496,27 @@ func (r *keyedRun[T, K]) run(ctx context.Context, seq iter.Seq2[T, error], yield
 	go r.read(readCtx, seq)
 
 	var (
-		noRev    stream.Revision
 		in       = r.in // nil while draining or once seq has ended
 		upstream error  // an error from seq, passed on once drained
 		ended    bool   // seq has ended
 	)
 	for {
 		if in == nil && r.running == 0 && r.base == r.next {
-			// Everything read is handled: pass on the error, or end.
+			// Everything read is handled: end, or pass on the error and
+			// wait until the consumer is done with it.
 			if ended {
-				if err := ctx.Err(); err != nil {
-					yield(noRev, err) // seq ended silently on cancel
-				}
-				return
+				return keyedOutcome{err: ctx.Err()} // seq may end silently on cancel
 			}
-			if !yield(noRev, upstream) {
-				return
+			ack := make(chan struct{})
+			select {
+			case r.notices <- keyedNotice{mark: r.watermark, err: upstream, ack: ack}:
+			case <-r.quit:
+				return keyedOutcome{}
+			}
+			select {
+			case <-ack:
+			case <-r.quit:
+				return keyedOutcome{}
 			}
 			upstream, in = nil, r.in
 		}
@@ -438,30 +540,28 @@ func (r *keyedRun[T, K]) run(ctx context.Context, seq iter.Seq2[T, error], yield
 			}
 			if m.err != nil {
 				if cerr := ctx.Err(); cerr != nil && errors.Is(m.err, cerr) {
-					r.stop(ctx, cerr, cancel, yield)
-					return
+					return r.stop(cerr, cancel)
 				}
 				in, upstream = nil, m.err
 				continue
 			}
 			if err := r.add(m.v); err != nil {
-				r.stop(ctx, err, cancel, yield)
-				return
+				return r.stop(err, cancel)
 			}
 		case res := <-r.results:
 			r.running--
 			if err := r.finish(ctx, res); err != nil {
-				r.stop(ctx, err, cancel, yield)
-				return
+				return r.stop(err, cancel)
 			}
 		case <-r.timer.C:
 			r.retryDue()
 		case <-ctx.Done():
-			r.stop(ctx, ctx.Err(), cancel, yield)
-			return
+			return r.stop(ctx.Err(), cancel)
+		case <-r.quit:
+			return keyedOutcome{}
 		}
-		if r.advance() && !yield(r.watermark, nil) {
-			return
+		if r.advance() {
+			r.publish()
 		}
 	}
 }
@@ -629,8 +729,7 @@ func (r *keyedRun[T, K]) resetTimer() {
 }
 
 // advance moves the watermark past the done changes at the base of the
-// ring, freeing their slots. It reports whether the watermark moved since
-// it was last yielded.
+// ring, freeing their slots. It reports whether the watermark moved.
 func (r *keyedRun[T, K]) advance() bool {
 	freed := 0
 	for r.base < r.next {
@@ -646,26 +745,22 @@ func (r *keyedRun[T, K]) advance() bool {
 	if freed > 0 {
 		r.sem.Release(int64(freed))
 	}
-	if r.watermark != r.yielded {
-		r.yielded = r.watermark
-		return true
-	}
-	return false
+	return freed > 0
 }
 
 // stop ends a pass on err: it cancels the handlers' context, waits for
-// the calls in progress, yields the watermark they reached, then err.
-func (r *keyedRun[T, K]) stop(ctx context.Context, err error, cancel context.CancelFunc, yield func(stream.Revision, error) bool) {
+// the calls in progress, and publishes the watermark they reached.
+func (r *keyedRun[T, K]) stop(err error, cancel context.CancelFunc) keyedOutcome {
 	cancel()
 	for ; r.running > 0; r.running-- {
 		if res := <-r.results; res.err == nil {
 			r.markDone(res.seq)
 		}
 	}
-	if r.advance() && !yield(r.watermark, nil) {
-		return
+	if r.advance() {
+		r.publish()
 	}
-	yield(stream.Revision{}, err)
+	return keyedOutcome{err: err}
 }
 
 // keyedReadyHeap holds the keys whose first change can start, the one with
