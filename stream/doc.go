@@ -30,7 +30,12 @@
 // ranging goroutine; the engine polls on it too, except that while catching
 // up it fetches the next page in one extra goroutine (see Prefetch), never
 // more than one page ahead, so memory stays bounded by two pages whatever
-// the backlog and however slow the consumer. While a page is full, or its
+// the backlog and however slow the consumer. A Source that calls
+// HintNext lets that fetch start as soon as the response has arrived,
+// while it is still being decoded (still two pages: the engine does this
+// only while it waits, with nothing being delivered). ParallelCatchUp(n)
+// raises the number of polls ahead to n, at estimated start revisions,
+// with n + 1 pages in memory at most. While a page is full, or its
 // last change is below the server's head, the next poll follows at once;
 // only once caught up does the engine wait PollInterval between polls.
 //
@@ -97,6 +102,16 @@
 //     the page holding r) has been delivered and handled. A poll that
 //     finds the stream caught up is never followed by a prefetch, so the
 //     next poll after it behaves as with Prefetch(false).
+//   - With a Source that calls HintNext, the next poll may start while
+//     the poll holding r has not returned yet, after the hinted revision
+//     (which may be an estimate, no item's revision). What holds is the
+//     same as with prefetching: every item up to the after revision of
+//     the poll that hinted has been delivered and handled.
+//   - With ParallelCatchUp, while catching up, the after revision of a
+//     poll may be an estimate ahead of what has been received: such a
+//     poll implies nothing about delivery. Once a poll finds the stream
+//     caught up, the polls still in flight are cancelled and the next poll
+//     behaves as with Prefetch(false), until the stream falls behind again.
 //   - A failed poll is retried with the same after revision; a poll after
 //     the zero Revision (learning the head, FromNow) carries no such
 //     meaning, and neither does a poll whose ctx is cancelled before it

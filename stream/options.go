@@ -75,6 +75,7 @@ type config struct {
 	retry       RetryPolicy
 	pollTimeout time.Duration
 	prefetch    bool
+	parallel    int // ParallelCatchUp's n; 0: off
 	onWarning   func(error)
 	onPoll      func(PollInfo)
 	logger      *slog.Logger
@@ -207,6 +208,41 @@ func PollTimeout(d time.Duration) Option {
 // one; it never runs more than one page ahead.
 func Prefetch(on bool) Option {
 	return func(c *config) { c.prefetch = on }
+}
+
+// ParallelCatchUp lets the engine have up to n polls in flight while it
+// catches up (n = 1 is the default prefetch), to drain a backlog over a
+// slow link n times faster: a serial client gets at most one page per
+// round trip. It is off by default; Prefetch(false) turns it off too.
+// n must be at least 1.
+//
+// Only the first of those polls starts after the last revision received;
+// the others start after estimated revisions, ahead of pages not yet
+// received (the previous start plus the larger of PageSize-1 and 0.9 times
+// the span of revisions of the last full page). A full page after s that
+// ends at revision L holds every change in (s, L], and a page that is not
+// full every change after s up to the head; so a page whose start is at
+// or below the last revision delivered before it continues the stream
+// without a gap (its overlap is dropped like a repeated page), and a page
+// that started above it is discarded and that range polled again. The
+// guarantees are therefore the same as without the option, for any
+// Source, filtered or not: a wrong estimate costs a request, never a
+// change. Revisions that do not fit in a uint64 are not estimated (the
+// engine then runs one poll ahead).
+//
+// Once a poll finds the stream caught up, the polls in flight are
+// cancelled and, until the next full page, the engine polls one request
+// at a time. Memory is bounded by n + 1 pages: n polled or in flight and
+// the one being delivered. While catching up with it, a Poll's after
+// revision may be an estimate and says nothing about what was delivered
+// (see "When a Source is polled" in the package doc).
+func ParallelCatchUp(n int) Option {
+	return func(c *config) {
+		if n < 1 {
+			c.fail("ParallelCatchUp(%d): must be at least 1", n)
+		}
+		c.parallel = n
+	}
 }
 
 // OnWarning sets a hook called with each non-fatal failure (a poll that

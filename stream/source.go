@@ -64,3 +64,30 @@ func (s funcSource[E]) Poll(ctx context.Context, after Revision, limit int) (Pag
 }
 
 func (s funcSource[E]) Revision(item E) (Revision, error) { return s.rev(item) }
+
+type hintKey struct{}
+
+// HintNext lets a Source say, from inside Poll and with the ctx Poll was
+// given, where the next page will start before Poll returns: typically
+// the last revision of a full page, found by a quick scan of the response
+// before it is decoded. While the engine is catching up and waiting for
+// this poll, it may then start the next poll after rev at once, so that
+// fetching the next page overlaps decoding this one.
+//
+// The hint is an estimate and need not be exact: when this Poll returns,
+// a poll after a hint above the page's last new revision is discarded and
+// redone, so a wrong hint costs a request, never a change. Only the first
+// hint of a poll counts; a zero rev, a ctx that does not come from the
+// engine, or a poll that is not a prefetch is ignored. HintNext never
+// blocks.
+func HintNext(ctx context.Context, rev Revision) {
+	if rev.IsZero() || ctx == nil {
+		return
+	}
+	if ch, ok := ctx.Value(hintKey{}).(chan Revision); ok {
+		select {
+		case ch <- rev:
+		default:
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -66,6 +67,22 @@ type result[E any] struct {
 	duration time.Duration
 }
 
+// A flight is a poll started ahead, on its own goroutine: the prefetch,
+// a speculative poll of ParallelCatchUp, or the poll after a HintNext.
+type flight[E any] struct {
+	after  Revision
+	ch     chan result[E] // buffered: the goroutine never blocks
+	hint   chan Revision  // buffered: HintNext never blocks
+	cancel context.CancelFunc
+}
+
+// stop cancels f and waits for its goroutine, which must not have
+// delivered its result yet.
+func (f *flight[E]) stop() {
+	f.cancel()
+	<-f.ch
+}
+
 type engine[E any] struct {
 	cfg *config
 	src Source[E]
@@ -74,9 +91,85 @@ type engine[E any] struct {
 	// oldest change kept, so a compact revision above pos moves pos.
 	fromStart bool
 
+	// queue holds the flights, by ascending after revision. Its length
+	// is at most depth(), except while the engine waits for the poll of
+	// the page it will deliver next (then that poll is not in queue).
+	queue []*flight[E]
+
 	// scratch, reused between pages
 	revs  []Revision
 	order []int
+}
+
+// errUseless: a speculative page (started below the position) holds
+// nothing new although it is full. It is discarded, not retried.
+var errUseless = errors.New("speculative page holds nothing new")
+
+// depth is how many polls may be in flight while catching up and a page
+// is being delivered.
+func (e *engine[E]) depth() int {
+	if !e.cfg.prefetch {
+		return 0
+	}
+	return max(e.cfg.parallel, 1)
+}
+
+// launch starts a poll after rev on its own goroutine.
+func (e *engine[E]) launch(ctx context.Context, after Revision) *flight[E] {
+	fctx, cancel := context.WithCancel(ctx)
+	f := &flight[E]{after: after, ch: make(chan result[E], 1), hint: make(chan Revision, 1), cancel: cancel}
+	fctx = context.WithValue(fctx, hintKey{}, f.hint)
+	go func() { f.ch <- e.poll(fctx, after) }()
+	return f
+}
+
+// pushFront starts a poll after rev ahead of every queued one (rev is
+// below them), dropping the last flight if that makes too many.
+func (e *engine[E]) pushFront(ctx context.Context, rev Revision, limit int) {
+	e.trim(limit - 1) // first, so that no more than limit are ever in flight
+	e.queue = slices.Insert(e.queue, 0, e.launch(ctx, rev))
+}
+
+// trim stops the flights beyond the first limit.
+func (e *engine[E]) trim(limit int) {
+	for len(e.queue) > max(limit, 0) {
+		n := len(e.queue) - 1
+		e.queue[n].stop()
+		e.queue[n] = nil
+		e.queue = e.queue[:n]
+	}
+}
+
+// stopAll stops every queued flight.
+func (e *engine[E]) stopAll() {
+	for _, f := range e.queue {
+		f.cancel()
+	}
+	for i, f := range e.queue {
+		<-f.ch
+		e.queue[i] = nil
+	}
+	e.queue = e.queue[:0]
+}
+
+// speculate appends flights at estimated start revisions until the queue
+// holds depth() of them. span is the distance between the start and the
+// last revision of the full page just received; the next page is
+// estimated to start after the previous start plus
+// max(PageSize-1, 0.9·span): a full page after s holds PageSize distinct
+// revisions above s (at s or above, for a server that includes s), so on
+// a feed without gaps the estimate never overshoots. Revisions that do not
+// fit in a uint64 are not estimated: the engine then runs one poll ahead,
+// as without ParallelCatchUp.
+func (e *engine[E]) speculate(ctx context.Context, span uint64) {
+	step := max(uint64(e.cfg.pageSize-1), span/10*9+span%10*9/10, 1)
+	for len(e.queue) > 0 && len(e.queue) < e.depth() {
+		prev, ok := e.queue[len(e.queue)-1].after.Uint64()
+		if !ok || prev > math.MaxUint64-step {
+			return
+		}
+		e.queue = append(e.queue, e.launch(ctx, RevisionFromUint64(prev+step)))
+	}
 }
 
 // run drives the watch. It returns the error that ends the stream, or nil
@@ -84,14 +177,7 @@ type engine[E any] struct {
 func (e *engine[E]) run(parent context.Context, yield func(E, error) bool) error {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-
-	var pending chan result[E] // the prefetch in flight, if any
-	defer func() {
-		if pending != nil {
-			cancel()
-			<-pending
-		}
-	}()
+	defer e.stopAll()
 
 	needHead := false
 	switch e.cfg.start {
@@ -103,16 +189,20 @@ func (e *engine[E]) run(parent context.Context, yield func(E, error) bool) error
 		e.pos = e.cfg.after
 	}
 	retry := e.cfg.retry.Start()
+	var span uint64 // of the last full page, for the estimates
 	for {
 		var res result[E]
 		switch {
 		case needHead:
 			res = e.poll(ctx, Revision{})
-		case pending != nil:
-			select {
-			case res = <-pending:
-				pending = nil
-			case <-ctx.Done():
+		case len(e.queue) > 0:
+			if e.pos.Less(e.queue[0].after) { // would leave a gap: poll after pos first
+				e.pushFront(ctx, e.pos, e.depth())
+			}
+			head := e.queue[0]
+			e.queue = slices.Delete(e.queue, 0, 1)
+			var err error
+			if res, err = e.await(ctx, head, span); err != nil {
 				return parent.Err()
 			}
 		default:
@@ -121,13 +211,19 @@ func (e *engine[E]) run(parent context.Context, yield func(E, error) bool) error
 		if parent.Err() != nil {
 			return parent.Err()
 		}
+		// Here res.after <= pos: the loop only awaits a poll that starts at
+		// or below the position, so its page leaves no gap.
 
 		var caughtUp bool
 		err := res.err
 		if err == nil && !needHead {
 			caughtUp, err = e.accept(res)
 		}
+		if errors.Is(err, errUseless) {
+			continue
+		}
 		if err != nil {
+			e.stopAll()
 			// ctx is live here: a context error is the poll's own timeout, retried.
 			if isFinalFailure(err) {
 				return err
@@ -158,11 +254,28 @@ func (e *engine[E]) run(parent context.Context, yield func(E, error) bool) error
 		}
 
 		items := res.page.Items
-		if !caughtUp && e.cfg.prefetch && len(e.order) > 0 {
-			next := e.revs[e.order[len(e.order)-1]]
-			ch := make(chan result[E], 1)
-			go func() { ch <- e.poll(ctx, next) }()
-			pending = ch
+		switch {
+		case caughtUp:
+			e.stopAll() // no poll in flight once caught up
+		case e.depth() > 0 && len(e.order) > 0:
+			last := e.revs[e.order[len(e.order)-1]]
+			if len(e.queue) > 0 && last.Less(e.queue[0].after) {
+				// The estimate overshot: the speculative polls wait
+				// behind a poll of the gap.
+				e.cfg.logger.Debug("towerwatch: speculative poll above the page, polling the gap", "page", last.String(), "speculative", e.queue[0].after.String())
+			}
+			if len(e.queue) == 0 || last.Less(e.queue[0].after) {
+				e.pushFront(ctx, last, e.depth())
+			}
+			span = 0
+			if len(items) >= e.cfg.pageSize {
+				a, ok1 := res.after.Uint64()
+				l, ok2 := last.Uint64()
+				if ok1 && ok2 && a < l {
+					span = l - a
+					e.speculate(ctx, span)
+				}
+			}
 		}
 		for _, j := range e.order {
 			if err := parent.Err(); err != nil {
@@ -177,6 +290,34 @@ func (e *engine[E]) run(parent context.Context, yield func(E, error) bool) error
 			if err := ctxtime.Sleep(ctx, jitter(e.cfg.interval)); err != nil {
 				return parent.Err()
 			}
+		}
+	}
+}
+
+// await waits for the result of head, the poll of the page to deliver
+// next. Meanwhile nothing is being delivered, so once head's response
+// has arrived (the source calls HintNext), one more poll may start: the
+// poll after the hinted revision if the queue has none at or below it,
+// else the next estimate. It returns a non-nil error only when ctx is done.
+func (e *engine[E]) await(ctx context.Context, head *flight[E], span uint64) (result[E], error) {
+	defer head.cancel()
+	hint := head.hint
+	for {
+		select {
+		case res := <-head.ch:
+			return res, nil
+		case h := <-hint:
+			hint = nil // one hint per poll
+			switch {
+			case len(e.queue) >= e.depth() || !head.after.Less(h):
+			case len(e.queue) == 0 || h.Less(e.queue[0].after):
+				e.queue = slices.Insert(e.queue, 0, e.launch(ctx, h))
+			case span > 0:
+				e.speculate(ctx, span)
+			}
+		case <-ctx.Done():
+			head.stop()
+			return result[E]{}, ctx.Err()
 		}
 	}
 }
@@ -237,6 +378,9 @@ func (e *engine[E]) accept(res result[E]) (caughtUp bool, err error) {
 		e.order = slices.CompactFunc(e.order, func(a, b int) bool { return e.revs[a] == e.revs[b] })
 	}
 	full := len(p.Items) >= e.cfg.pageSize
+	if full && len(e.order) == 0 && res.after.Less(e.pos) {
+		return false, errUseless
+	}
 	if full && len(e.order) == 0 {
 		return false, fmt.Errorf("%w: full page after %s has no revision above %s", ErrProtocol, res.after, e.pos)
 	}

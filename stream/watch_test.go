@@ -39,13 +39,18 @@ func TestWatchDeliversBacklogInOrder(t *testing.T) {
 }
 
 // The guarantee matrix: every server behaviour DESIGN.md leaves open, with
-// and without prefetch, with faults and appends during the watch.
+// and without prefetch and with ParallelCatchUp(4), with faults and
+// appends during the watch.
 func TestWatchGuaranteesUnderServerKnobs(t *testing.T) {
 	for _, inclusive := range []bool{false, true} {
 		for _, shuffle := range []bool{false, true} {
 			for _, repeat := range []int{0, 3} {
-				for _, prefetch := range []bool{true, false} {
-					name := fmt.Sprintf("inclusive=%v/shuffle=%v/repeat=%d/prefetch=%v", inclusive, shuffle, repeat, prefetch)
+				for _, depth := range []int{1, 0, 4} { // the default prefetch, Prefetch(false), ParallelCatchUp(4)
+					name := fmt.Sprintf("inclusive=%v/shuffle=%v/repeat=%d/depth=%d", inclusive, shuffle, repeat, depth)
+					mode := stream.Prefetch(depth > 0)
+					if depth > 1 {
+						mode = stream.ParallelCatchUp(depth)
+					}
 					t.Run(name, func(t *testing.T) {
 						synctest.Test(t, func(t *testing.T) {
 							f := newFeed(1000)
@@ -53,7 +58,7 @@ func TestWatchGuaranteesUnderServerKnobs(t *testing.T) {
 							f.Inject(nil, failWith(errFlaky), nil, nil, failWith(errFlaky), failWith(errFlaky))
 							var got []string
 							for c, err := range stream.Watch(t.Context(), f, stream.FromStart(), stream.PageSize(64),
-								stream.Prefetch(prefetch), stream.PollInterval(time.Second), quiet()) {
+								mode, stream.PollInterval(time.Second), quiet()) {
 								if err != nil {
 									t.Fatalf("after %d items: %v", len(got), err)
 								}
@@ -433,7 +438,7 @@ func TestInvalidOptions(t *testing.T) {
 	for _, opt := range []stream.Option{
 		stream.PageSize(1), stream.PollInterval(0), stream.MaxRetries(-2), stream.Backoff(0, time.Second),
 		stream.Backoff(time.Second, time.Millisecond), stream.PollTimeout(-1), stream.After(stream.Revision{}),
-		stream.Retry(stream.RetryPolicy{Jitter: 2}), stream.Retry(stream.RetryPolicy{Min: time.Second, Max: time.Millisecond}),
+		stream.Retry(stream.RetryPolicy{Jitter: 2}), stream.ParallelCatchUp(0), stream.Retry(stream.RetryPolicy{Min: time.Second, Max: time.Millisecond}),
 	} {
 		if err := opt.Err(); !errors.Is(err, stream.ErrInvalidOption) {
 			t.Errorf("Err() = %v", err)

@@ -84,10 +84,15 @@ const (
 //
 // and runs it with go test -race. See TestSourceInBubble for a harness
 // whose backend runs inside a testing/synctest bubble.
-func TestSource[E any](t *testing.T, newHarness func(t *testing.T) Harness[E]) {
+//
+// Options given in opts are added to every watch the suite runs, after its
+// own (such as stream.ParallelCatchUp(4) to check a Source under parallel
+// catch-up); options that change the start position, the page size or
+// the poll interval would break the suite's cases.
+func TestSource[E any](t *testing.T, newHarness func(t *testing.T) Harness[E], opts ...stream.Option) {
 	t.Helper()
 	for _, c := range cases[E]() {
-		t.Run(c.name, func(t *testing.T) { c.run(t, newHarness(t)) })
+		t.Run(c.name, func(t *testing.T) { c.run(t, harnessWith(newHarness(t), opts)) })
 	}
 }
 
@@ -97,11 +102,11 @@ func TestSource[E any](t *testing.T, newHarness func(t *testing.T) Harness[E]) {
 // inside the bubble, time is fake, and every goroutine the case started,
 // the backend's included, must have ended when the case's t.Cleanup
 // functions have run.
-func TestSourceInBubble[E any](t *testing.T, newHarness func(t *testing.T) Harness[E]) {
+func TestSourceInBubble[E any](t *testing.T, newHarness func(t *testing.T) Harness[E], opts ...stream.Option) {
 	t.Helper()
 	for _, c := range cases[E]() {
 		t.Run(c.name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) { c.run(t, newHarness(t)) })
+			synctest.Test(t, func(t *testing.T) { c.run(t, harnessWith(newHarness(t), opts)) })
 		})
 	}
 }
@@ -127,7 +132,7 @@ func cases[E any]() []suiteCase[E] {
 func testBacklog[E any](t *testing.T, h Harness[E]) {
 	ctx := caseContext(t)
 	want := appendN(t, h, 5*suitePageSize+3)
-	s := newSpy(h.Source())
+	s := newSpy(h)
 	got, err := s.take(ctx, last(want), stream.FromStart())
 	checkDelivered(t, got, err, want)
 	s.checkIdle(t)
@@ -135,7 +140,7 @@ func testBacklog[E any](t *testing.T, h Harness[E]) {
 
 func testEmptyFeed[E any](t *testing.T, h Harness[E]) {
 	ctx := caseContext(t)
-	s := newSpy(h.Source())
+	s := newSpy(h)
 	w := s.start(t, ctx, stream.FromStart())
 	s.waitPolls(t, ctx, 3)
 	w.checkNothing(t)
@@ -148,7 +153,7 @@ func testEmptyFeed[E any](t *testing.T, h Harness[E]) {
 func testFromNow[E any](t *testing.T, h Harness[E]) {
 	ctx := caseContext(t)
 	appendN(t, h, 2*suitePageSize+1) // history that FromNow skips
-	s := newSpy(h.Source())
+	s := newSpy(h)
 	w := s.start(t, ctx, stream.FromNow())
 	s.waitPolls(t, ctx, 2) // the head, then a poll after it
 	w.checkNothing(t)
@@ -161,7 +166,7 @@ func testFromNow[E any](t *testing.T, h Harness[E]) {
 func testResumeAfter[E any](t *testing.T, h Harness[E]) {
 	ctx := caseContext(t)
 	all := appendN(t, h, 4*suitePageSize+2)
-	s := newSpy(h.Source())
+	s := newSpy(h)
 	got, err := s.take(ctx, last(all), stream.After(all[9]))
 	checkDelivered(t, got, err, all[10:])
 
@@ -182,7 +187,7 @@ func testCompaction[E any](t *testing.T, h Harness[E]) {
 	all := appendN(t, h, 3*suitePageSize)
 	compact := all[9]
 	h.Compact(compact)
-	s := newSpy(h.Source())
+	s := newSpy(h)
 
 	got, err := s.take(ctx, last(all), stream.After(all[4]))
 	var ce *stream.CompactedError
@@ -205,7 +210,7 @@ func testCompaction[E any](t *testing.T, h Harness[E]) {
 func testTransientError[E any](t *testing.T, h Harness[E]) {
 	ctx := caseContext(t)
 	want := appendN(t, h, 2*suitePageSize+4)
-	s := newSpy(h.Source())
+	s := newSpy(h)
 	h.FailNext()
 	got, err := s.take(ctx, last(want), stream.FromStart())
 	checkDelivered(t, got, err, want)
@@ -231,7 +236,7 @@ func testTransientError[E any](t *testing.T, h Harness[E]) {
 func testCancel[E any](t *testing.T, h Harness[E]) {
 	ctx := caseContext(t)
 	want := appendN(t, h, 3*suitePageSize+1)
-	s := newSpy(h.Source())
+	s := newSpy(h)
 
 	// Within a page: the next value after cancel is ctx.Err().
 	cctx, cancel := context.WithCancel(ctx)
@@ -268,7 +273,7 @@ func testCancel[E any](t *testing.T, h Harness[E]) {
 func testBreak[E any](t *testing.T, h Harness[E]) {
 	ctx := caseContext(t)
 	want := appendN(t, h, 6*suitePageSize)
-	s := newSpy(h.Source())
+	s := newSpy(h)
 	for _, at := range []int{1, suitePageSize, suitePageSize + 1, 3*suitePageSize + 2} {
 		got, err := s.take(ctx, want[at-1], stream.FromStart())
 		checkDelivered(t, got, err, want[:at])
@@ -330,6 +335,7 @@ func checkDelivered(t *testing.T, got []stream.Revision, err error, want []strea
 type spy[E any] struct {
 	stream.Source[E]
 	warnings atomic.Int64
+	extra    []stream.Option // TestSource's opts
 
 	mu       sync.Mutex
 	inflight int
@@ -337,8 +343,27 @@ type spy[E any] struct {
 	changed  chan struct{} // closed and replaced when a poll returns
 }
 
-func newSpy[E any](src stream.Source[E]) *spy[E] {
-	return &spy[E]{Source: src, changed: make(chan struct{})}
+func newSpy[E any](h Harness[E]) *spy[E] {
+	s := &spy[E]{Source: h.Source(), changed: make(chan struct{})}
+	if w, ok := h.(withOptions[E]); ok {
+		s.extra = w.opts
+	}
+	return s
+}
+
+// withOptions is a Harness whose watches take the extra options given to
+// TestSource.
+type withOptions[E any] struct {
+	Harness[E]
+	opts []stream.Option
+}
+
+// harnessWith wraps h so that the suite's watches take opts too.
+func harnessWith[E any](h Harness[E], opts []stream.Option) Harness[E] {
+	if len(opts) == 0 {
+		return h
+	}
+	return withOptions[E]{h, opts}
 }
 
 func (s *spy[E]) Poll(ctx context.Context, after stream.Revision, limit int) (stream.Page[E], error) {
@@ -393,14 +418,14 @@ func (s *spy[E]) checkIdle(t *testing.T) {
 }
 
 func (s *spy[E]) options(start stream.Option) []stream.Option {
-	return []stream.Option{
+	return append([]stream.Option{
 		start,
 		stream.PageSize(suitePageSize),
 		stream.PollInterval(suitePollInterval),
 		stream.Backoff(time.Millisecond, suitePollInterval),
 		stream.OnWarning(func(error) { s.warnings.Add(1) }),
 		stream.Logger(slog.New(slog.DiscardHandler)),
-	}
+	}, s.extra...)
 }
 
 func (s *spy[E]) revision(t *testing.T, item E) stream.Revision {

@@ -1,6 +1,7 @@
 package streamtest_test
 
 import (
+	"fmt"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -46,6 +47,13 @@ func TestSourceInBubbleOverFeed(t *testing.T) {
 	streamtest.TestSourceInBubble(t, newFeedHarness)
 }
 
+// The suite passes with parallel catch-up too: the options given to
+// TestSource reach every watch.
+func TestSourceOverFeedParallel(t *testing.T) {
+	streamtest.TestSource(t, newFeedHarness, stream.ParallelCatchUp(4))
+	streamtest.TestSourceInBubble(t, newFeedHarness, stream.ParallelCatchUp(4))
+}
+
 // Under every server behaviour a Feed mimics, and with a fault every few
 // polls, the engine still passes the suite.
 func TestSourceOverOddFeeds(t *testing.T) {
@@ -53,14 +61,17 @@ func TestSourceOverOddFeeds(t *testing.T) {
 		"inclusive": {Inclusive: true},
 		"shuffled":  {Shuffle: true},
 		"repeated":  {RepeatEvery: 3},
+		"all":       {Inclusive: true, Shuffle: true, RepeatEvery: 4},
 		"oldest":    {OldestOnAbsent: true},
 	} {
-		t.Run(name, func(t *testing.T) {
-			streamtest.TestSourceInBubble(t, func(t *testing.T) streamtest.Harness[streamtest.Item] {
-				f := &streamtest.Feed{}
-				f.SetBehavior(b)
-				return feedHarness{f}
+		for _, n := range []int{1, 4} {
+			t.Run(fmt.Sprintf("%s/parallel=%d", name, n), func(t *testing.T) {
+				streamtest.TestSourceInBubble(t, func(t *testing.T) streamtest.Harness[streamtest.Item] {
+					f := &streamtest.Feed{}
+					f.SetBehavior(b)
+					return feedHarness{f}
+				}, stream.ParallelCatchUp(n))
 			})
-		})
+		}
 	}
 }
