@@ -686,3 +686,69 @@ func TestHandleByKeyInvalid(t *testing.T) {
 	wantErrIs(t, MaxPending(-1).Err(), stream.ErrInvalidOption)
 	wantEqual(t, "NewestOnly().Err()", NewestOnly().Err(), nil)
 }
+
+// TestHandleByKeySlowBody: a loop body that takes long (a checkpoint
+// save) does not hold the handling up, and gets the newest watermark
+// next.
+func TestHandleByKeySlowBody(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newKeyedRecorder(nil)
+		changes := kcGen(rand.New(rand.NewPCG(13, 14)), 100, 10)
+		release := make(chan struct{})
+		var got []stream.Revision
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for r, err := range HandleByKey(t.Context(), kcSeq(nil, nil, changes...), 3, kcKey, kcRev, rec.handle, MaxPending(200)) {
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got = append(got, r)
+				if len(got) == 1 {
+					<-release // a slow save
+				}
+			}
+		}()
+		synctest.Wait()
+		handled, _, _, _ := rec.snapshot()
+		wantEqual(t, "handled while the body blocks", handled, keyedPerKey(changes))
+		close(release)
+		<-done
+		wantEqual(t, "watermarks after the slow one", got[1:], []stream.Revision{rev(100)})
+	})
+}
+
+// TestHandleByKeyNoticeWaitsForBody: after an error from the upstream,
+// nothing read after it is handled until the loop body is done with it
+// (a re-list on a gap notice comes first).
+func TestHandleByKeyNoticeWaitsForBody(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newKeyedRecorder(nil)
+		relisted := make(chan struct{})
+		seq := func(yield func(kc, error) bool) {
+			_ = yield(kc{1, "a"}, nil) && yield(kc{}, errBoom) && yield(kc{2, "a"}, nil) && yield(kc{3, "b"}, nil)
+		}
+		done := make(chan *keyedMarks)
+		go func() {
+			m := &keyedMarks{}
+			for r, err := range HandleByKey(t.Context(), seq, 2, kcKey, kcRev, rec.handle) {
+				if err != nil {
+					<-relisted // the body re-lists
+				}
+				m.add(r, err)
+			}
+			done <- m
+		}()
+		synctest.Wait()
+		handled, _, _, _ := rec.snapshot()
+		wantEqual(t, "handled during the re-list", handled, map[string][]uint64{"a": {1}})
+		close(relisted)
+		m := <-done
+		handled, _, _, _ = rec.snapshot()
+		wantEqual(t, "handled", handled, map[string][]uint64{"a": {1, 2}, "b": {3}})
+		wantEqual(t, "errors", len(m.errs), 1)
+		wantEqual(t, "first watermark", m.revs[0], uint64(1))
+		wantEqual(t, "last watermark", m.final(), uint64(3))
+	})
+}
