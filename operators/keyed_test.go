@@ -752,3 +752,26 @@ func TestHandleByKeyNoticeWaitsForBody(t *testing.T) {
 		wantEqual(t, "last watermark", m.final(), uint64(3))
 	})
 }
+
+// TestHandleByKeyPoisonCancelsOthers: a poison change stops the calls of
+// the other keys in progress (their context is cancelled), and the pass
+// ends once they have returned.
+func TestHandleByKeyPoisonCancelsOthers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var interrupted atomic.Int64
+		handle := func(ctx context.Context, c kc) error {
+			if c.Key == "a" {
+				return stream.Fatal(errBoom)
+			}
+			<-ctx.Done()
+			interrupted.Add(1)
+			return ctx.Err()
+		}
+		changes := []kc{{1, "b"}, {2, "c"}, {3, "a"}, {4, "d"}}
+		m := collectKeyedMarks(HandleByKey(t.Context(), kcSeq(nil, nil, changes...), 3, kcKey, kcRev, handle))
+		wantEqual(t, "errors", len(m.errs), 1)
+		wantErrIs(t, m.errs[0], errBoom)
+		wantEqual(t, "interrupted calls", interrupted.Load(), int64(2))
+		wantEqual(t, "watermarks", len(m.revs), 0)
+	})
+}
