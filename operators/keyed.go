@@ -122,9 +122,9 @@ func NewestOnly() KeyedOption {
 // for which stream.IsFinal holds). report is called with the change and a
 // *KeyedError holding its last error, on HandleByKey's dispatching
 // goroutine, one call at a time (possibly while the loop body runs); then
-// the change counts as handled, and its key goes on with its next change. A panic in
-// the handler is never skipped. report must not be nil, and T must be the
-// type of the stream's values.
+// the change counts as handled, and its key goes on with its next change.
+// A panic in the handler is never skipped. report must not be nil, and T
+// must be the type of the stream's values.
 func SkipPoison[T any](report func(v T, err error)) KeyedOption {
 	return func(c *keyedConfig) {
 		if report == nil {
@@ -153,9 +153,9 @@ type KeyedError struct {
 func (e *KeyedError) Error() string {
 	var p *PanicError
 	if errors.As(e.Err, &p) {
-		return fmt.Sprintf("operators: handler panicked at revision %s (key %v): %v", e.Revision, e.Key, p.Value)
+		return fmt.Sprintf("operators: HandleByKey: handler panicked at revision %s (key %v): %v", e.Revision, e.Key, p.Value)
 	}
-	return fmt.Sprintf("operators: handler failed at revision %s (key %v) after %d attempts: %v", e.Revision, e.Key, e.Attempts, e.Err)
+	return fmt.Sprintf("operators: HandleByKey: handler failed at revision %s (key %v) after %d attempts: %v", e.Revision, e.Key, e.Attempts, e.Err)
 }
 
 // Unwrap returns the handler's last error.
