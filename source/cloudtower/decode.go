@@ -2,6 +2,7 @@ package cloudtower
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,12 +42,13 @@ var errSlowPath = errors.New("cloudtower: not the plain response shape")
 type fastReader struct {
 	next runtime.ClientResponseReader
 	max  int64
+	ctx  context.Context // the poll's, for hintLast (hint.go)
 }
 
 // decodeFast is the SDK client option that installs fastReader.
 func (s *Source) decodeFast(op *runtime.ClientOperation) {
 	if op.Reader != nil {
-		op.Reader = fastReader{next: op.Reader, max: s.maxBytes}
+		op.Reader = fastReader{next: op.Reader, max: s.maxBytes, ctx: op.Context}
 	}
 }
 
@@ -93,6 +95,7 @@ func (r fastReader) ReadResponse(resp runtime.ClientResponse, consumer runtime.C
 	if int64(buf.Len()) > limit {
 		return nil, &TooLargeError{Limit: limit}
 	}
+	hintLast(r.ctx, buf.Bytes())
 	payload, err := DecodeResponse(buf.Bytes())
 	if err != nil {
 		return nil, models.NewUnexpectedError(resp, err)

@@ -261,7 +261,10 @@ func TestEndToEndFaults(t *testing.T) {
 			if st.FaultsByKind[kind] == 0 {
 				t.Fatalf("no %v fault was served", kind)
 			}
-			if kind != fakeserver.FaultDelay && int(warnings.Load()) < st.FaultsByKind[kind] {
+			// A fault served to a poll started ahead on a hint (see
+			// stream.HintNext) goes unseen when that poll is abandoned:
+			// after a failed page (itself a warning), or once caught up.
+			if kind != fakeserver.FaultDelay && 2*int(warnings.Load())+1 < st.FaultsByKind[kind] {
 				t.Errorf("%d warnings for %d faults", warnings.Load(), st.FaultsByKind[kind])
 			}
 		})

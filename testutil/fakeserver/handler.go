@@ -159,6 +159,10 @@ type changeOutcome struct {
 	fresh    bool   // a clean fresh page
 	page     []byte // its body, to remember for repeats
 	remember bool   // remember page for repeats
+	// start of this request (hasStart: it had one), for repeats: a page is
+	// only repeated to a request that starts at or above the page's start
+	start    uint64
+	hasStart bool
 }
 
 // parseChanges authenticates and validates a resource-change request. It
@@ -234,7 +238,7 @@ func (s *Server) serveChanges(r *http.Request) (rep reply) {
 	if k.Shuffle {
 		shuffleSeed = s.shuffleRNG.Uint64()
 	}
-	var out changeOutcome
+	out := changeOutcome{start: pq.start, hasStart: pq.hasStart && !pq.beyond}
 	var repeated *buffer
 	if f.kind == FaultNone {
 		repeated = s.takeRepeatLocked(k, &out)
@@ -334,6 +338,9 @@ func (s *Server) takeRepeatLocked(k Knobs, out *changeOutcome) *buffer {
 	if !s.lastOK || !s.lastFresh {
 		return nil
 	}
+	if out.hasStart && s.lastHasStart && out.start < s.lastStart {
+		return nil // a page after a later start would skip changes: no server answers so
+	}
 	switch {
 	case k.RepeatEvery > 0 && s.freshSinceRepeat >= k.RepeatEvery:
 	case k.RepeatRate > 0 && s.repeatRNG.Float64() < k.RepeatRate:
@@ -405,6 +412,7 @@ func (s *Server) finishChange(seq uint64, rep *reply, out *changeOutcome) {
 		if out.remember {
 			s.last = append(s.last[:0], out.page...)
 			s.lastEvents = out.events
+			s.lastStart, s.lastHasStart = out.start, out.hasStart
 			s.lastOK = true
 			s.freshSinceRepeat++ // only pages served with a repeat knob on count
 		}

@@ -89,6 +89,11 @@ type Knobs struct {
 	// RepeatRate is the probability that a page request is answered with
 	// the previous page response instead of a fresh one.
 	//
+	// A page is only repeated to a request whose start_revision is at or
+	// above the start of the request it answered (as a retried or stale
+	// response would be): concurrent requests for earlier starts get fresh
+	// pages, since a page after a later start would skip changes.
+	//
 	// Whatever the repeat knobs, a repeat always follows a fresh page
 	// (never two repeats in a row), and the previous response is
 	// remembered only while a repeat knob is set, so a repeat needs a
@@ -119,6 +124,8 @@ type Server struct {
 	repeatRNG        *mrand.Rand
 	last             []byte // previous fresh page body, while repeat knobs are on
 	lastEvents       int
+	lastStart        uint64 // start_revision of the page in last
+	lastHasStart     bool
 	lastOK           bool // last holds a page
 	lastFresh        bool // the previous page served was fresh, not a repeat
 	freshSinceRepeat int
