@@ -13,7 +13,7 @@ package bench
 //	impl=consume     a consumer alone, over a stream that holds the backlog
 //	impl=raw-publish the ceiling of any publisher on this machine: plain
 //	                 nats.go asynchronous publishing (PublishMsgAsync, its
-//	                 default window of outstanding acknowledgements) of the
+//	                 default window of 4000 outstanding acknowledgements) of the
 //	                 same messages, encoded before the timer starts (same
 //	                 subjects, bodies and headers, Nats-Msg-Id and expected
 //	                 last sequence included), into a stream of the same
@@ -243,11 +243,15 @@ func encodeBacklog(b *testing.B, src stream.Source[*models.ResourceChangeEvent])
 func rawPublish(ctx context.Context, b *testing.B, js jetstream.JetStream, cfg sink.Config, msgs []rawMsg) {
 	prefix := cfg.Prefix + "."
 	name := []string{cfg.Stream}
+	// Wait as long as it takes when the window of outstanding
+	// acknowledgements is full (the default, 200 ms, fails on a loaded
+	// machine); one option per message, as the bridge's publisher has.
+	opts := []jetstream.PublishOpt{jetstream.WithStallWait(time.Minute)}
 	for _, rm := range msgs {
 		m := rm.msg
 		m.Subject = prefix + rm.subject
 		m.Header[jetstream.ExpectedStreamHeader] = name
-		if _, err := js.PublishMsgAsync(m); err != nil {
+		if _, err := js.PublishMsgAsync(m, opts...); err != nil {
 			b.Fatal(err)
 		}
 	}

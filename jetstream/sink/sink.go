@@ -48,8 +48,9 @@
 // Publish does not wait for the server's acknowledgement: up to
 // Config.MaxPending messages are in flight, which makes the throughput
 // independent of the round-trip time. Publish returns the error of an
-// earlier message as soon as it is known; Flush waits for every
-// acknowledgement. A Publisher is not safe for concurrent use, except for
+// earlier message once it has been found: by Reap (package bridge calls
+// it every few milliseconds), by a Publish that finds the window full, or
+// by Flush, which waits for every acknowledgement. A Publisher is not safe for concurrent use, except for
 // Reap.
 //
 // To cost little per message, a Publisher reuses one nats.Msg (and, with a
@@ -79,7 +80,7 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultMaxPending = 512
+	DefaultMaxPending = 2048
 	DefaultAckTimeout = 10 * time.Second
 	DefaultDuplicates = 2 * time.Minute
 )
@@ -119,7 +120,9 @@ type Config struct {
 	Duplicates time.Duration
 
 	// MaxPending is the most messages in flight (published, not yet
-	// acknowledged); default DefaultMaxPending.
+	// acknowledged); default DefaultMaxPending. Keep it below the
+	// JetStream context's own limit (jetstream.WithPublishAsyncMaxPending,
+	// 4000 by default): a publish that stalls there fails.
 	MaxPending int
 	// AckTimeout bounds the wait for one acknowledgement; default
 	// DefaultAckTimeout.
@@ -352,7 +355,7 @@ func (p *Publisher[E]) Reap() error {
 	if p.err != nil || !p.synced || len(p.queue) == 0 {
 		return p.err
 	}
-	return p.reap(context.Background(), false)
+	return p.reap(context.Background(), false, true)
 }
 
 // Sync abandons anything in flight, reads the last message of the stream
@@ -390,8 +393,8 @@ func (p *Publisher[E]) Restart(rev stream.Revision) error {
 
 // Publish hands item to the client library and returns without waiting
 // for its acknowledgement, unless MaxPending messages are in flight. It
-// returns the first error of an earlier message if one is known; after an
-// error, every Publish fails until the next Sync.
+// returns the first error of an earlier message if one was found (see
+// Pipelining); after an error, every Publish fails until the next Sync.
 func (p *Publisher[E]) Publish(ctx context.Context, item E) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -449,11 +452,11 @@ func (p *Publisher[E]) Publish(ctx context.Context, item E) error {
 	p.sent = Position{Revision: rev, Sequence: p.sent.Sequence + 1}
 	p.prev = rev
 	p.queue = append(p.queue, inflight{fut: fut, pos: p.sent})
-	if err := p.reap(ctx, false); err != nil {
+	if err := p.reap(ctx, false, false); err != nil {
 		return err
 	}
 	for len(p.queue) >= p.cfg.MaxPending {
-		if err := p.reap(ctx, true); err != nil {
+		if err := p.reap(ctx, true, true); err != nil {
 			return err
 		}
 	}
@@ -490,7 +493,7 @@ func (p *Publisher[E]) Flush(ctx context.Context) error {
 		return err
 	}
 	for len(p.queue) > 0 {
-		if err := p.reap(ctx, true); err != nil {
+		if err := p.reap(ctx, true, true); err != nil {
 			return err
 		}
 	}
@@ -531,8 +534,12 @@ func (p *Publisher[E]) fail(err error) error {
 }
 
 // reap consumes the acknowledgements that have arrived, oldest first; with
-// block, it waits for the oldest one. It reports them to onAcked.
-func (p *Publisher[E]) reap(ctx context.Context, block bool) error {
+// block, it waits for the oldest one. It reports them to onAcked. Without
+// block, it looks for the failure of the oldest message only with
+// failures: a failed message holds the others back until then (Publish
+// skips the look, which costs a channel per message; Reap, a blocking
+// reap or the full window find it).
+func (p *Publisher[E]) reap(ctx context.Context, block, failures bool) error {
 	n := 0
 	defer func() {
 		if n > 0 && p.onAcked != nil {
@@ -564,9 +571,15 @@ func (p *Publisher[E]) reap(ctx context.Context, block bool) error {
 		} else {
 			select {
 			case ack = <-f.fut.Ok():
-			case err = <-f.fut.Err():
 			default:
-				return nil
+				if !failures {
+					return nil
+				}
+				select {
+				case err = <-f.fut.Err():
+				default:
+					return nil
+				}
 			}
 		}
 		if err == nil {

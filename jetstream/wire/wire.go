@@ -205,7 +205,7 @@ func ValidPrefix(prefix string) error {
 
 // RevisionHeader returns the revision in h's Towerwatch-Revision header.
 func RevisionHeader(h nats.Header) (stream.Revision, error) {
-	v := h.Get(HeaderRevision)
+	v := get(h, HeaderRevision)
 	if v == "" {
 		return stream.Revision{}, fmt.Errorf("%w: no %s header", ErrMessage, HeaderRevision)
 	}
@@ -219,7 +219,7 @@ func RevisionHeader(h nats.Header) (stream.Revision, error) {
 // PrevRevisionHeader returns the revision in h's Towerwatch-Prev-Revision
 // header, or the zero Revision if there is none.
 func PrevRevisionHeader(h nats.Header) (stream.Revision, error) {
-	v := h.Get(HeaderPrevRevision)
+	v := get(h, HeaderPrevRevision)
 	if v == "" {
 		return stream.Revision{}, nil
 	}
@@ -228,6 +228,15 @@ func PrevRevisionHeader(h nats.Header) (stream.Revision, error) {
 		return stream.Revision{}, fmt.Errorf("%w: %s header: %w", ErrMessage, HeaderPrevRevision, err)
 	}
 	return r, nil
+}
+
+// get is h.Get(key) for a canonical key, without canonicalizing it again
+// when the publisher sent it in that form (as package sink does).
+func get(h nats.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return h.Get(key)
 }
 
 // CloudTower is the codec of CloudTower's change events described in the
