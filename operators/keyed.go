@@ -501,6 +501,9 @@ func (r *keyedRun[T, K]) dispatch(ctx context.Context, seq iter.Seq2[T, error]) 
 		ended    bool   // seq has ended
 	)
 	for {
+		if err := ctx.Err(); err != nil {
+			return r.stop(err, cancel) // start nothing new
+		}
 		if in == nil && r.running == 0 && r.base == r.next {
 			// Everything read is handled: end, or pass on the error and
 			// wait until the consumer is done with it.
@@ -598,6 +601,10 @@ func (r *keyedRun[T, K]) work(ctx context.Context) {
 // from here, so the pass does not wait for it forever.
 func (r *keyedRun[T, K]) call(ctx context.Context, j keyedJob[T]) (res keyedResult) {
 	res.seq = j.seq
+	if err := ctx.Err(); err != nil {
+		res.err = err // the pass is ending: no new call
+		return res
+	}
 	returned := false
 	defer func() {
 		if returned {
