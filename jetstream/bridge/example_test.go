@@ -1,8 +1,10 @@
 package bridge_test
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/towerwatch/towerwatch/jetstream/bridge"
 	"github.com/towerwatch/towerwatch/jetstream/internal/natstest"
@@ -46,4 +48,15 @@ func ExampleBridge_Published() {
 	// run 2 published 4
 	// run 2 published 5
 	// last on the stream: 5 at sequence 5
+}
+
+// Validate checks a configuration before anything contacts a server; its
+// errors wrap stream.ErrInvalidOption.
+func ExampleConfig_Validate() {
+	err := bridge.Config{Lock: bridge.LockConfig{TTL: time.Millisecond}}.Validate()
+	fmt.Println(errors.Is(err, stream.ErrInvalidOption))
+	fmt.Println(err)
+	// Output:
+	// true
+	// bridge: invalid option: lock TTL 1ms below 100ms
 }

@@ -96,7 +96,7 @@ var ErrOutOfOrder = errors.New("sink: revision not above the last published")
 
 // ErrNotSynced is returned by Publish before a successful Sync, and after
 // an error until the next Sync.
-var ErrNotSynced = errors.New("sink: publisher not synced: call Sync")
+var ErrNotSynced = errors.New("sink: publisher not synced")
 
 // Config names the stream and sets how it is created and how the
 // Publisher pipelines. The zero value is usable.

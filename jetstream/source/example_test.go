@@ -34,7 +34,7 @@ func Example() {
 		panic(err)
 	}
 	defer src.Close()
-	for it, err := range src.Watch(ctx, stream.After(stream.RevisionFromUint64(2))) {
+	for it, err := range src.Watch(ctx, source.After(stream.RevisionFromUint64(2))) {
 		if err != nil {
 			panic(err)
 		}

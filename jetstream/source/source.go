@@ -277,7 +277,7 @@ func (s *Source[E]) openDurable(ctx context.Context) error {
 	}
 	info := cons.CachedInfo()
 	if info.Config.DeliverSubject != "" {
-		return fmt.Errorf("source: durable %s on %s is a push consumer; want a pull consumer", s.cfg.Durable, s.cfg.Stream)
+		return fmt.Errorf("source: durable %s on %s is a push consumer", s.cfg.Durable, s.cfg.Stream)
 	}
 	if len(s.cfg.Subjects) > 0 {
 		have := info.Config.FilterSubjects
@@ -334,6 +334,18 @@ func (s *Source[E]) Close() error {
 func (s *Source[E]) Watch(ctx context.Context, opts ...stream.Option) iter.Seq2[E, error] {
 	return s.Acked(stream.Watch[E](ctx, s, opts...))
 }
+
+// After is stream.After: start after rev (exclusive); with a durable,
+// move the durable there.
+func After(rev stream.Revision) stream.Option { return stream.After(rev) }
+
+// FromStart is stream.FromStart: start from the oldest message the
+// stream keeps.
+func FromStart() stream.Option { return stream.FromStart() }
+
+// FromNow is stream.FromNow, the default: start at the stream's last
+// message, or, with a durable, after its acknowledgement floor.
+func FromNow() stream.Option { return stream.FromNow() }
 
 // Acked passes seq through and acknowledges each item, up to its
 // revision, when the consumer's yield for it returns true: after the loop
