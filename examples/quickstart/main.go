@@ -4,9 +4,14 @@
 //
 //	go run ./examples/quickstart            # until Ctrl-C
 //	go run ./examples/quickstart -n 50      # stop after 50 changes
-//	go run ./examples/quickstart -types VM,HOST
+//	go run ./examples/quickstart -types Vm,Host
 //
-// Against a real CloudTower, replace the fake server with its address and
+// It prints INSERT, UPDATE and DELETE changes of resource types spelled as
+// CloudTower spells them (the SDK's model names: Vm, Host, Cluster,
+// VmVolume, VmNic, Label, and relations such as _LabelToVm). As on a real
+// CloudTower, the fake server wants HTTP Basic with API credentials on the
+// resource-change endpoint and the login token everywhere else. Against a
+// real CloudTower, replace the fake server with its address, login and API
 // credentials in cloudtower.Config; the rest stays the same.
 package main
 
@@ -28,7 +33,7 @@ import (
 
 func main() {
 	n := flag.Int("n", 0, "stop after `N` changes (0: until Ctrl-C)")
-	types := flag.String("types", "", "comma-separated resource `types` to watch, e.g. VM,HOST (default: all)")
+	types := flag.String("types", "", "comma-separated resource `types` to watch, e.g. Vm,Host (default: all)")
 	flag.Parse()
 	if *n < 0 || flag.NArg() > 0 {
 		flag.Usage()
@@ -56,7 +61,8 @@ func run(ctx context.Context, n int, types string) error {
 
 	c, err := cloudtower.Dial(ctx, cloudtower.Config{
 		Host: srv.Host(), Scheme: "http",
-		Username: srv.Username(), Password: srv.Password(),
+		Username: srv.Username(), Password: srv.Password(), // login: the token for every other call
+		APIUsername: srv.APIUsername(), APIPassword: srv.APIPassword(), // HTTP Basic on GET /resource-changes
 	})
 	if err != nil {
 		return err
@@ -72,12 +78,12 @@ func run(ctx context.Context, n int, types string) error {
 	count := 0
 	quiet := slog.New(slog.DiscardHandler)
 	for ev, err := range src.Watch(ctx,
-		stream.After(stream.MustParseRevision("0")), // from the oldest change; the default is "from now"
+		stream.FromStart(), // from the oldest change; the default is "from now"
 		stream.PollInterval(100*time.Millisecond), stream.Logger(quiet)) {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%6s  %-6s %-7s %s\n", *ev.Revision, str(ev.Action), str(ev.ResourceType), str(ev.ResourceID))
+		fmt.Printf("%6s  %-6s %-10s %s\n", *ev.Revision, str(ev.Action), str(ev.ResourceType), str(ev.ResourceID))
 		if count++; count == n {
 			return nil
 		}

@@ -18,11 +18,11 @@ func benchServer(b *testing.B) *Server {
 
 // drain reads every event of s in pages of 1000 through hc and returns the
 // number of bytes read.
-func drain(b *testing.B, hc *http.Client, base, token string) int64 {
+func drain(b *testing.B, hc *http.Client, base, auth string) int64 {
 	var total int64
 	for pos := 0; pos < 100_000; pos += 1000 {
 		req, _ := http.NewRequest("GET", base+ResourceChangesPath+"?limit=1000&start_revision="+strconv.Itoa(pos), nil)
-		req.Header.Set("Authorization", token)
+		req.Header.Set("Authorization", auth)
 		resp, err := hc.Do(req)
 		if err != nil {
 			b.Fatal(err)
@@ -44,7 +44,7 @@ func BenchmarkDrainMemory(b *testing.B) {
 	hc := s.Client()
 	var n int64
 	for b.Loop() {
-		n = drain(b, hc, "http://"+MemoryHost, s.Token())
+		n = drain(b, hc, "http://"+MemoryHost, basicAuth(s.APIUsername(), s.APIPassword()))
 	}
 	b.SetBytes(n)
 }
@@ -58,7 +58,7 @@ func BenchmarkDrainLoopback(b *testing.B) {
 	hc := &http.Client{Transport: tr}
 	var n int64
 	for b.Loop() {
-		n = drain(b, hc, base, s.Token())
+		n = drain(b, hc, base, basicAuth(s.APIUsername(), s.APIPassword()))
 	}
 	b.SetBytes(n)
 }

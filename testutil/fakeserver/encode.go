@@ -94,9 +94,12 @@ func appendEvent(dst []byte, e *Event, c corruption) []byte {
 		dst = append(dst, `,"old_value":`...)
 		dst = appendString(dst, e.OldValue)
 	}
-	dst = append(dst, `,"prev_revision":"`...)
-	dst = strconv.AppendUint(dst, e.PrevRevision, 10)
-	dst = append(dst, `","resource_id":`...)
+	if e.PrevRevision != 0 {
+		dst = append(dst, `,"prev_revision":"`...)
+		dst = strconv.AppendUint(dst, e.PrevRevision, 10)
+		dst = append(dst, '"')
+	}
+	dst = append(dst, `,"resource_id":`...)
 	dst = appendString(dst, e.ResourceID)
 	dst = append(dst, `,"resource_type":`...)
 	dst = appendString(dst, e.ResourceType)

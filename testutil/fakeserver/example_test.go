@@ -12,14 +12,46 @@ import (
 )
 
 // Serve generated changes on loopback and read one page with plain
-// net/http, logging in first as the SDK does.
+// net/http, with the API credentials as HTTP Basic as CloudTower's spec
+// wants; then log in and list VMs with the token, as every other route
+// wants.
 func Example() {
 	s := fakeserver.New(fakeserver.Config{Seed: 1})
 	defer s.Close()
 	base := s.StartHTTP() // for the SDK: Host s.Host(), BasePath fakeserver.BasePath, scheme "http"
 	s.Generate(250)
 
-	resp, err := http.Post(base+fakeserver.LoginPath, "application/json",
+	req, _ := http.NewRequest("GET", base+fakeserver.ResourceChangesPath+"?start_revision=0&limit=5", nil)
+	req.SetBasicAuth(s.APIUsername(), s.APIPassword()) // "watcher", "watcher"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	var page struct {
+		Data []struct {
+			Revision     string  `json:"revision"`
+			PrevRevision *string `json:"prev_revision"`
+			Action       string  `json:"action"`
+			ResourceType string  `json:"resource_type"`
+		} `json:"data"`
+		CurrentRevision string `json:"currentRevision"`
+		CompactRevision string `json:"compactRevision"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&page)
+	resp.Body.Close()
+	if err != nil {
+		panic(err)
+	}
+	for _, e := range page.Data {
+		prev := "-" // the resource's first change
+		if e.PrevRevision != nil {
+			prev = *e.PrevRevision
+		}
+		fmt.Println(e.Revision, prev, e.Action, e.ResourceType)
+	}
+	fmt.Println("current", page.CurrentRevision, "compact", page.CompactRevision)
+
+	resp, err = http.Post(base+fakeserver.LoginPath, "application/json",
 		strings.NewReader(`{"username":"admin","password":"admin","source":"LOCAL"}`))
 	if err != nil {
 		panic(err)
@@ -34,37 +66,30 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-
-	req, _ := http.NewRequest("GET", base+fakeserver.ResourceChangesPath+"?start_revision=0&limit=4", nil)
+	req, _ = http.NewRequest("POST", base+fakeserver.ListPath(fakeserver.TypeVM), strings.NewReader(`{"first":3,"orderBy":"id_ASC"}`))
 	req.Header.Set("Authorization", login.Data.Token)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		panic(err)
 	}
 	defer resp.Body.Close()
-	var page struct {
-		Data []struct {
-			Revision     string `json:"revision"`
-			PrevRevision string `json:"prev_revision"`
-			Action       string `json:"action"`
-			ResourceType string `json:"resource_type"`
-		} `json:"data"`
-		CurrentRevision string `json:"currentRevision"`
-		CompactRevision string `json:"compactRevision"`
+	var vms []struct {
+		Name   string `json:"name"`
+		Status string `json:"status"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+	if err := json.NewDecoder(resp.Body).Decode(&vms); err != nil {
 		panic(err)
 	}
-	for _, e := range page.Data {
-		fmt.Println(e.Revision, e.PrevRevision, e.Action, e.ResourceType)
-	}
-	fmt.Println("current", page.CurrentRevision, "compact", page.CompactRevision)
+	fmt.Println(len(s.Resources(fakeserver.TypeVM)), "VMs, the first three:", vms)
 	// Output:
-	// 1 0 CREATE VM
-	// 2 1 CREATE VM_VOLUME
-	// 3 2 UPDATE VM_VOLUME
-	// 4 3 UPDATE VM
+	// 1 - INSERT Cluster
+	// 2 - INSERT VmVolume
+	// 3 - INSERT Host
+	// 4 3 UPDATE Host
+	// 5 - INSERT Label
 	// current 250 compact 0
+	// 20 VMs, the first three: [{vm-k8s-node-000006 RUNNING} {vm-cache-000007 RUNNING} {vm-ci-runner-000008 STOPPED}]
 }
 
 // Serve in memory, with a scripted fault, and show the wire format.
@@ -72,7 +97,7 @@ func ExampleServer_Transport() {
 	s := fakeserver.New(fakeserver.Config{DisableAuth: true})
 	defer s.Close()
 	s.Append(fakeserver.Event{
-		Action:       fakeserver.ActionCreate,
+		Action:       fakeserver.ActionInsert,
 		ResourceType: fakeserver.TypeVM,
 		ResourceID:   "clx0h1h3k0001qwe8r7t6y5u4",
 		NewValue:     `{"name":"web-1","status":"RUNNING"}`,
@@ -95,5 +120,5 @@ func ExampleServer_Transport() {
 	// 503 true
 	// {"message":"Service Unavailable","path":"/v2/api/resource-changes","status":503,"code":"ServiceUnavailable"}
 	// 200 true
-	// {"data":[{"action":"CREATE","created_at":"2025-01-02T03:04:05.678Z","new_value":"{\"name\":\"web-1\",\"status\":\"RUNNING\"}","prev_revision":"0","resource_id":"clx0h1h3k0001qwe8r7t6y5u4","resource_type":"VM","revision":"1"}],"currentRevision":"1","compactRevision":"0","ec":"0","error":null}
+	// {"data":[{"action":"INSERT","created_at":"2025-01-02T03:04:05.678Z","new_value":"{\"name\":\"web-1\",\"status\":\"RUNNING\"}","resource_id":"clx0h1h3k0001qwe8r7t6y5u4","resource_type":"Vm","revision":"1"}],"currentRevision":"1","compactRevision":"0","ec":"0","error":null}
 }

@@ -164,7 +164,7 @@ func TestFaultScript(t *testing.T) {
 	s := New(Config{})
 	defer s.Close()
 	appendN(s, 3)
-	c := &client{t: t, hc: s.Client(), base: "http://" + MemoryHost, token: s.Token()}
+	c := memClient(t, s)
 	s.InjectFaults(Fault500)
 	// Refused requests do not take a fault.
 	checkError(t, c.changes("limit", "0"), 400, ResourceChangesPath)
@@ -201,7 +201,7 @@ func TestRandomFaults(t *testing.T) {
 		defer s.Close()
 		appendN(s, 3)
 		s.SetRandomFaults(seed, 0.3, Fault500, Fault503Empty, FaultMalformedJSON)
-		c := &client{t: t, hc: s.Client(), base: "http://" + MemoryHost, token: s.Token()}
+		c := memClient(t, s)
 		for range 1000 {
 			c.changes()
 		}
@@ -240,7 +240,7 @@ func TestCloseUnblocksHTTP(t *testing.T) {
 			s := New(Config{FaultDelay: time.Hour, OnFault: func(FaultKind) { close(started) }})
 			tr := transports[0]
 			hc, base := tr.start(t, s)
-			c := &client{t: t, hc: hc, base: base, token: s.Token()}
+			c := newClient(t, s, hc, base)
 			s.InjectFaults(k)
 			var wg sync.WaitGroup
 			var r result

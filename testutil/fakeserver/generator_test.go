@@ -21,6 +21,8 @@ func TestGeneratorConsistency(t *testing.T) {
 	actions := map[string]int{}
 	types := map[string]int{}
 	updated := map[string]int{}
+	sizes := map[string][2]int{} // type -> total bytes, values
+	syncs := 0
 	total, values := 0, 0
 	checkValue := func(e Event, v string) {
 		t.Helper()
@@ -28,14 +30,16 @@ func TestGeneratorConsistency(t *testing.T) {
 		if err := json.Unmarshal([]byte(v), &obj); err != nil {
 			t.Fatalf("rev %d: value is not a JSON object: %v\n%s", e.Revision, err, v)
 		}
-		if obj["id"] != e.ResourceID || obj["name"] == nil {
+		if obj["id"] != e.ResourceID {
 			t.Fatalf("rev %d: value id %v, want %s", e.Revision, obj["id"], e.ResourceID)
 		}
-		if len(v) < 200 || len(v) > 500 {
+		if len(v) < 60 || len(v) > 700 {
 			t.Errorf("rev %d: %s value of %d bytes", e.Revision, e.ResourceType, len(v))
 		}
 		total += len(v)
 		values++
+		sz := sizes[e.ResourceType]
+		sizes[e.ResourceType] = [2]int{sz[0] + len(v), sz[1] + 1}
 	}
 	for _, e := range evs {
 		id := e.ResourceID
@@ -51,19 +55,19 @@ func TestGeneratorConsistency(t *testing.T) {
 		actions[e.Action]++
 		types[e.ResourceType]++
 		switch e.Action {
-		case ActionCreate:
+		case ActionInsert:
 			if _, ok := typeOf[id]; ok {
-				t.Fatalf("rev %d: %s created twice", e.Revision, id)
+				t.Fatalf("rev %d: %s inserted twice", e.Revision, id)
 			}
 			if e.OldValue != "" {
-				t.Fatalf("rev %d: create with an old value", e.Revision)
+				t.Fatalf("rev %d: insert with an old value", e.Revision)
 			}
 			checkValue(e, e.NewValue)
 			current[id] = e.NewValue
 		case ActionUpdate, ActionDelete:
 			cur, ok := current[id]
 			if !ok {
-				t.Fatalf("rev %d: %s of %s before its creation", e.Revision, e.Action, id)
+				t.Fatalf("rev %d: %s of %s before its insert", e.Revision, e.Action, id)
 			}
 			if e.OldValue != cur {
 				t.Fatalf("rev %d: old value is not the previous new value", e.Revision)
@@ -76,8 +80,11 @@ func TestGeneratorConsistency(t *testing.T) {
 				deleted[id] = true
 				break
 			}
+			if e.ResourceType == TypeLabelToVM {
+				t.Fatalf("rev %d: update of a relation", e.Revision)
+			}
 			if e.NewValue == cur {
-				t.Fatalf("rev %d: update that changes nothing", e.Revision)
+				syncs++ // an update with old_value == new_value
 			}
 			checkValue(e, e.NewValue)
 			current[id] = e.NewValue
@@ -95,8 +102,26 @@ func TestGeneratorConsistency(t *testing.T) {
 	if len(types) != len(ResourceTypes()) {
 		t.Errorf("types %v", types)
 	}
-	if actions[ActionCreate] < 1000 || actions[ActionUpdate] < 8000 || actions[ActionDelete] < 1000 {
+	if actions[ActionInsert] < 1000 || actions[ActionUpdate] < 8000 || actions[ActionDelete] < 1000 {
 		t.Errorf("actions %v", actions)
+	}
+	if syncs < actions[ActionUpdate]/100 || syncs > actions[ActionUpdate]/10 {
+		t.Errorf("%d of %d updates with old_value == new_value", syncs, actions[ActionUpdate])
+	}
+	if vm := sizes[TypeVM]; vm[0]/vm[1] < 350 || vm[0]/vm[1] > 600 {
+		t.Errorf("mean Vm value size %d bytes, want about 450", vm[0]/vm[1])
+	}
+	// The state is what the log says is live.
+	for _, ty := range ResourceTypes() {
+		for _, r := range s.Resources(ty) {
+			if current[r.ID] != r.JSON || typeOf[r.ID] != ty {
+				t.Fatalf("state of %s %s differs from the log", ty, r.ID)
+			}
+			delete(current, r.ID)
+		}
+	}
+	if len(current) != 0 {
+		t.Errorf("%d live resources missing from the state", len(current))
 	}
 	many := 0
 	for _, n := range updated {
@@ -107,10 +132,11 @@ func TestGeneratorConsistency(t *testing.T) {
 	if many < 100 {
 		t.Errorf("only %d resources updated 10 times or more", many)
 	}
-	if mean := total / values; mean < 250 || mean > 380 {
-		t.Errorf("mean value size %d bytes, want about 300", mean)
+	means := map[string]int{}
+	for ty, sz := range sizes {
+		means[ty] = sz[0] / sz[1]
 	}
-	t.Logf("%d events: %v %v, %d live, mean value %d bytes", len(evs), actions, types, len(current), total/values)
+	t.Logf("%d events: %v %v, %d syncs, mean value %d bytes %v", len(evs), actions, types, syncs, total/values, means)
 }
 
 func TestGeneratorDeterministic(t *testing.T) {

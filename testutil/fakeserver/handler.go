@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	mrand "math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -76,13 +78,68 @@ func (s *Server) serve(r *http.Request) reply {
 		if r.Method == http.MethodPost {
 			return s.serveLogin(r)
 		}
+	default:
+		if typ, ok := listPaths[r.URL.Path]; ok && r.Method == http.MethodPost {
+			return s.serveList(r, typ)
+		}
 	}
-	rep := cannot(r)
+	rep, ok := s.admit(r, r.URL.Path, false)
+	if ok {
+		rep = cannot(r)
+	}
 	s.mu.Lock()
 	s.stats.Requests++
 	s.stats.StatusCodes[rep.status]++
 	s.mu.Unlock()
 	return rep
+}
+
+// admit waits out the latency (when latency is set: resource-change and
+// list requests) and checks the required headers. When ok is false, rep is
+// the answer: a 403, or a dropAbort if the wait was cut short.
+func (s *Server) admit(r *http.Request, path string, latency bool) (rep reply, ok bool) {
+	if d := s.Latency(); latency && d > 0 {
+		if err := s.wait(r.Context(), d); err != nil {
+			return reply{drop: dropAbort, err: err}, false
+		}
+	}
+	if h := s.required.Load(); h != nil {
+		for _, name := range slices.Sorted(maps.Keys(*h)) {
+			if msg := checkHeader(r.Header, name, (*h)[name]); msg != "" {
+				return jsonError(403, "Forbidden", path, msg), false
+			}
+		}
+	}
+	return reply{}, true
+}
+
+// checkHeader returns why h does not satisfy the required header name
+// with values vals, or "".
+func checkHeader(h http.Header, name string, vals []string) string {
+	got, present := h[http.CanonicalHeaderKey(name)]
+	var want []string
+	for _, v := range vals {
+		if v != "" {
+			want = append(want, v)
+		}
+	}
+	switch {
+	case !present:
+		if len(want) > 0 {
+			return "missing required header " + strconv.Quote(strings.ToLower(name)+": "+want[0])
+		}
+		return "missing required header " + strconv.Quote(strings.ToLower(name))
+	case len(want) == 0:
+		return ""
+	}
+	for _, g := range got {
+		for _, w := range want {
+			if g == w {
+				return ""
+			}
+		}
+	}
+	return "required header " + strconv.Quote(strings.ToLower(name)) + " must be " + strconv.Quote(want[0])
 }
 
 func (s *Server) serveLogin(r *http.Request) reply {
@@ -91,8 +148,9 @@ func (s *Server) serveLogin(r *http.Request) reply {
 		Password *string `json:"password"`
 		Source   *string `json:"source"`
 	}
-	var rep reply
+	rep, ok := s.admit(r, LoginPath, false)
 	switch {
+	case !ok:
 	case r.Body == nil || json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&in) != nil:
 		rep = jsonError(400, "InvalidInput", LoginPath, "request body must be a JSON object with username and password")
 	case in.Username == nil || in.Password == nil:
@@ -165,10 +223,34 @@ type changeOutcome struct {
 	hasStart bool
 }
 
+// changesAuthorized reports whether r carries the credentials the
+// resource-change endpoint accepts.
+func (s *Server) changesAuthorized(r *http.Request) bool {
+	if !s.auth {
+		return true
+	}
+	basic := func() bool {
+		u, p, ok := r.BasicAuth()
+		return ok && u == s.apiUsername && p == s.apiPassword
+	}
+	token := func() bool {
+		h, ok := r.Header["Authorization"]
+		return ok && len(h) > 0 && h[0] == s.token
+	}
+	switch s.ChangesAuth() {
+	case AuthToken:
+		return token()
+	case AuthEither:
+		return token() || basic()
+	default:
+		return basic()
+	}
+}
+
 // parseChanges authenticates and validates a resource-change request. It
 // returns the refusal when ok is false.
 func (s *Server) parseChanges(r *http.Request, rec *Request) (pq pageQuery, refused reply, ok bool) {
-	if s.auth && r.Header.Get("Authorization") != s.token {
+	if !s.changesAuthorized(r) {
 		return pq, jsonError(401, "Unauthorized", ResourceChangesPath, "Unauthorized"), false
 	}
 	pq.limit = DefaultLimit
@@ -209,12 +291,18 @@ func (s *Server) serveChanges(r *http.Request) (rep reply) {
 		ResourceID:    q.Get("resource_id"),
 		Action:        q.Get("action"),
 	}
-	pq, refused, ok := s.parseChanges(r, &rec)
+	refused, ok := s.admit(r, ResourceChangesPath, true)
+	var pq pageQuery
+	if ok {
+		pq, refused, ok = s.parseChanges(r, &rec)
+	}
 	if !ok {
 		s.mu.Lock()
 		s.stats.Requests++
 		s.stats.ResourceChanges++
-		s.stats.StatusCodes[refused.status]++
+		if refused.drop == dropNone {
+			s.stats.StatusCodes[refused.status]++
+		}
 		rec.Status = refused.status
 		s.reqs.add(rec)
 		s.mu.Unlock()
@@ -360,7 +448,6 @@ func (s *Server) takeRepeatLocked(k Knobs, out *changeOutcome) *buffer {
 func (s *Server) fabricate(head uint64) Event {
 	return Event{
 		Revision:     head + 1,
-		PrevRevision: head,
 		Action:       ActionUpdate,
 		ResourceType: TypeVM,
 		ResourceID:   "cl00000000000000000000000",

@@ -2,6 +2,7 @@ package fakeserver
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -77,17 +78,44 @@ func forEachTransport(t *testing.T, cfg Config, f func(t *testing.T, s *Server, 
 			s := New(cfg)
 			t.Cleanup(s.Close)
 			hc, base := tr.start(t, s)
-			f(t, s, &client{t: t, hc: hc, base: base, token: s.Token()})
+			f(t, s, newClient(t, s, hc, base))
 		})
 	}
 }
 
-// client is a minimal plain net/http client of the fake server.
+// client is a minimal plain net/http client of the fake server. Its
+// resource-change requests send the API credentials as HTTP Basic, or the
+// token if apiUser is empty.
 type client struct {
-	t     *testing.T
-	hc    *http.Client
-	base  string
-	token string
+	t                *testing.T
+	hc               *http.Client
+	base             string
+	token            string
+	apiUser, apiPass string
+}
+
+// newClient returns a client of s through hc at base, with s's
+// credentials.
+func newClient(t *testing.T, s *Server, hc *http.Client, base string) *client {
+	return &client{t: t, hc: hc, base: base, token: s.Token(), apiUser: s.APIUsername(), apiPass: s.APIPassword()}
+}
+
+// memClient returns a client of s through the in-memory transport.
+func memClient(t *testing.T, s *Server) *client {
+	return newClient(t, s, s.Client(), "http://"+MemoryHost)
+}
+
+// changesAuth returns the Authorization header the client sends to the
+// resource-change endpoint.
+func (c *client) changesAuth() string {
+	if c.apiUser == "" {
+		return c.token
+	}
+	return basicAuth(c.apiUser, c.apiPass)
+}
+
+func basicAuth(user, pass string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 }
 
 type result struct {
@@ -136,7 +164,7 @@ func (c *client) changesCtx(ctx context.Context, kv ...string) result {
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	return c.do(ctx, http.MethodGet, path, "", map[string]string{"Authorization": c.token})
+	return c.do(ctx, http.MethodGet, path, "", map[string]string{"Authorization": c.changesAuth()})
 }
 
 // page requests a page and decodes it, failing the test on anything but a

@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// Actions of the changes the generator produces.
+// Actions of the changes, as CloudTower spells them.
 const (
-	ActionCreate = "CREATE"
+	ActionInsert = "INSERT"
 	ActionUpdate = "UPDATE"
 	ActionDelete = "DELETE"
 )
@@ -18,14 +18,17 @@ const (
 //
 // Append assigns Revision, PrevRevision and (when zero) CreatedAt; every
 // other field is served verbatim. An empty NewValue or OldValue is left out
-// of the JSON event.
+// of the JSON event, and so is a zero PrevRevision.
 type Event struct {
 	// Revision is the event's position in the log, from 1 upwards.
 	Revision uint64
-	// PrevRevision is the revision of the event before it in the log, 0 for
-	// the first event.
+	// PrevRevision is the revision of the previous change of the same
+	// resource (same ResourceType and ResourceID), 0 for its first change:
+	// for an event without a ResourceID, and for the first change after
+	// the resource's ActionDelete. It is served as prev_revision, which is
+	// left out when 0 (the SDK sees nil).
 	PrevRevision uint64
-	// Action is what happened: ActionCreate, ActionUpdate or ActionDelete
+	// Action is what happened: ActionInsert, ActionUpdate or ActionDelete
 	// for generated events.
 	Action string
 	// ResourceType is the kind of resource, such as TypeVM.
@@ -35,7 +38,8 @@ type Event struct {
 	ResourceID string
 	// NewValue is the resource as JSON after the change ("" for a delete).
 	NewValue string
-	// OldValue is the resource as JSON before the change ("" for a create).
+	// OldValue is the resource as JSON before the change ("" for an
+	// insert; the deleted object for a delete).
 	OldValue string
 	// CreatedAt is when the change happened; it is served in UTC with
 	// millisecond precision.
@@ -51,11 +55,60 @@ type eventLog struct {
 	compact     uint64   // newest discarded revision
 	retention   int      // keep at most this many events; 0 means all
 	lastCreated time.Time
+	last        map[resKey]uint64 // revision of each resource's latest change, until its delete
+	state       map[string]map[string]*resState
+}
+
+// resKey names a resource.
+type resKey struct{ typ, id string }
+
+// resState is the current state of one resource.
+type resState struct {
+	value string // a JSON object
+	rev   uint64 // revision of the change that set it
+}
+
+func (l *eventLog) init() {
+	l.last = map[resKey]uint64{}
+	l.state = map[string]map[string]*resState{}
+}
+
+// track sets e's PrevRevision (e.Revision is already assigned) and applies
+// e to the state. trusted events (generated ones) hold JSON objects for
+// sure; others are checked before they enter the state.
+func (l *eventLog) track(e *Event, trusted bool) {
+	if e.ResourceID == "" {
+		return
+	}
+	k := resKey{e.ResourceType, e.ResourceID}
+	e.PrevRevision = l.last[k]
+	switch e.Action {
+	case ActionDelete:
+		delete(l.last, k)
+		if m := l.state[e.ResourceType]; m != nil {
+			delete(m, e.ResourceID)
+		}
+		return
+	case ActionInsert, ActionUpdate:
+		if e.NewValue != "" && (trusted || isJSONObject(e.NewValue)) {
+			m := l.state[e.ResourceType]
+			if m == nil {
+				m = map[string]*resState{}
+				l.state[e.ResourceType] = m
+			}
+			if st := m[e.ResourceID]; st != nil {
+				st.value, st.rev = e.NewValue, e.Revision
+			} else {
+				m[e.ResourceID] = &resState{value: e.NewValue, rev: e.Revision}
+			}
+		}
+	}
+	l.last[k] = e.Revision
 }
 
 // append adds evs and returns the new head. now is used for events without
 // a CreatedAt; created_at never goes backwards.
-func (l *eventLog) append(now time.Time, evs []Event) uint64 {
+func (l *eventLog) append(now time.Time, evs []Event, trusted bool) uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now = now.Truncate(time.Millisecond)
@@ -69,9 +122,10 @@ func (l *eventLog) append(now time.Time, evs []Event) uint64 {
 		if e.CreatedAt.After(l.lastCreated) {
 			l.lastCreated = e.CreatedAt
 		}
-		e.PrevRevision = l.head
+		e.PrevRevision = 0
 		l.head++
 		e.Revision = l.head
+		l.track(&e, trusted)
 		l.events = append(l.events, e)
 		l.encoded = append(l.encoded, appendEvent(nil, &e, corruptNone))
 	}

@@ -4,8 +4,11 @@ import (
 	"crypto/rand"
 	"errors"
 	mrand "math/rand/v2"
+	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,18 +38,76 @@ var ErrClosed = errors.New("fakeserver: server closed")
 // transport returns for FaultReset.
 var ErrReset = errors.New("fakeserver: connection reset by peer")
 
+// AuthMode is the authentication GET /resource-changes accepts (see
+// Config.ChangesAuth). Every other route, except login, takes the token.
+type AuthMode int32
+
+const (
+	// AuthBasic requires HTTP Basic with the API credentials
+	// (Config.APIUsername, Config.APIPassword), as CloudTower's published
+	// spec secures the endpoint. It is the zero value and the default.
+	AuthBasic AuthMode = iota
+	// AuthToken requires the login token in the Authorization header
+	// ("Authorization: <token>"), as the SDK sends it when given no
+	// ClientOption.
+	AuthToken
+	// AuthEither accepts Basic API credentials or the token.
+	AuthEither
+)
+
+// String returns "basic", "token" or "either".
+func (m AuthMode) String() string {
+	switch m {
+	case AuthBasic:
+		return "basic"
+	case AuthToken:
+		return "token"
+	case AuthEither:
+		return "either"
+	}
+	return "AuthMode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// Default API credentials of the resource-change endpoint.
+const (
+	DefaultAPIUsername = "watcher"
+	DefaultAPIPassword = "watcher"
+)
+
 // Config configures a Server. The zero value is ready to use.
 type Config struct {
-	// Username and Password are the accepted credentials; both default to
-	// "admin".
+	// Username and Password are the accepted login credentials; both
+	// default to "admin".
 	Username string
 	Password string
-	// Token is what a successful login returns and what resource-change
-	// requests must send as their Authorization header. Empty means a
-	// random token (see Server.Token).
+	// Token is what a successful login returns and what every route other
+	// than login (and, depending on ChangesAuth, the resource-change
+	// endpoint) wants as its Authorization header. Empty means a random
+	// token (see Server.Token).
 	Token string
-	// DisableAuth lets resource-change requests in without a token.
+	// APIUsername and APIPassword are the API credentials the
+	// resource-change endpoint accepts as HTTP Basic; they default to
+	// DefaultAPIUsername and DefaultAPIPassword.
+	APIUsername string
+	APIPassword string
+	// ChangesAuth is the authentication GET /resource-changes accepts;
+	// the zero value is AuthBasic (see SetChangesAuth).
+	ChangesAuth AuthMode
+	// DisableAuth lets every request in without credentials (login still
+	// checks its body).
 	DisableAuth bool
+	// RequiredHeaders, when set, are headers every request (login
+	// included) must carry, such as "x-bypass-whitelist: true"; a request
+	// without one gets 403 with a JSON error body naming it. A header
+	// given with values must have one of them; one given with no value
+	// (or only "") must merely be present. See SetRequiredHeaders.
+	RequiredHeaders http.Header
+	// Latency is a constant delay added to every resource-change and list
+	// request before it is handled, as a network round trip and server
+	// work would add (see SetLatency). It is distinct from FaultDelay and
+	// ends early, with no response, when the request's context is done or
+	// the server closes.
+	Latency time.Duration
 	// Seed seeds the generator, page shuffling and repeated pages, so that
 	// a sequential client sees the same thing on every run.
 	Seed int64
@@ -105,7 +166,11 @@ type Knobs struct {
 // its methods are safe for concurrent use. Call Close when done.
 type Server struct {
 	username, password, token string
+	apiUsername, apiPassword  string
 	auth                      bool
+	changesAuth               atomic.Int32 // an AuthMode
+	latency                   atomic.Int64 // a time.Duration
+	required                  atomic.Pointer[http.Header]
 	now                       func() time.Time
 	onFault                   func(FaultKind)
 	seed                      int64
@@ -142,18 +207,20 @@ type Server struct {
 // New returns a server with an empty log.
 func New(cfg Config) *Server {
 	s := &Server{
-		username:   cfg.Username,
-		password:   cfg.Password,
-		token:      cfg.Token,
-		auth:       !cfg.DisableAuth,
-		now:        cfg.Now,
-		onFault:    cfg.OnFault,
-		seed:       cfg.Seed,
-		knobs:      cfg.Knobs,
-		faultDelay: cfg.FaultDelay,
-		shuffleRNG: mrand.New(mrand.NewPCG(uint64(cfg.Seed), 0x5_4ff1e)),
-		repeatRNG:  mrand.New(mrand.NewPCG(uint64(cfg.Seed), 0x4e_9ea7)),
-		done:       make(chan struct{}),
+		username:    cfg.Username,
+		password:    cfg.Password,
+		token:       cfg.Token,
+		apiUsername: cfg.APIUsername,
+		apiPassword: cfg.APIPassword,
+		auth:        !cfg.DisableAuth,
+		now:         cfg.Now,
+		onFault:     cfg.OnFault,
+		seed:        cfg.Seed,
+		knobs:       cfg.Knobs,
+		faultDelay:  cfg.FaultDelay,
+		shuffleRNG:  mrand.New(mrand.NewPCG(uint64(cfg.Seed), 0x5_4ff1e)),
+		repeatRNG:   mrand.New(mrand.NewPCG(uint64(cfg.Seed), 0x4e_9ea7)),
+		done:        make(chan struct{}),
 	}
 	if s.username == "" {
 		s.username = "admin"
@@ -164,6 +231,15 @@ func New(cfg Config) *Server {
 	if s.token == "" {
 		s.token = rand.Text()
 	}
+	if s.apiUsername == "" {
+		s.apiUsername = DefaultAPIUsername
+	}
+	if s.apiPassword == "" {
+		s.apiPassword = DefaultAPIPassword
+	}
+	s.SetChangesAuth(cfg.ChangesAuth)
+	s.SetLatency(cfg.Latency)
+	s.SetRequiredHeaders(cfg.RequiredHeaders)
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -176,6 +252,7 @@ func New(cfg Config) *Server {
 	}
 	s.reqs.buf = make([]Request, max(n, 0))
 	s.log.retention = max(cfg.Retention, 0)
+	s.log.init()
 	s.stats = newStats()
 	return s
 }
@@ -213,6 +290,47 @@ func (s *Server) Username() string { return s.username }
 // Password returns the accepted password.
 func (s *Server) Password() string { return s.password }
 
+// APIUsername returns the user name of the API credentials the
+// resource-change endpoint accepts as HTTP Basic.
+func (s *Server) APIUsername() string { return s.apiUsername }
+
+// APIPassword returns the password of the API credentials.
+func (s *Server) APIPassword() string { return s.apiPassword }
+
+// ChangesAuth returns the authentication the resource-change endpoint
+// currently accepts.
+func (s *Server) ChangesAuth() AuthMode { return AuthMode(s.changesAuth.Load()) }
+
+// SetChangesAuth changes the authentication the resource-change endpoint
+// accepts; requests that arrive afterwards see it. An unknown mode counts
+// as AuthBasic.
+func (s *Server) SetChangesAuth(m AuthMode) {
+	if m < AuthBasic || m > AuthEither {
+		m = AuthBasic
+	}
+	s.changesAuth.Store(int32(m))
+}
+
+// Latency returns the constant latency of resource-change and list
+// requests.
+func (s *Server) Latency() time.Duration { return time.Duration(s.latency.Load()) }
+
+// SetLatency sets the constant latency added to every resource-change and
+// list request that arrives afterwards (see Config.Latency). A negative
+// latency counts as 0.
+func (s *Server) SetLatency(d time.Duration) { s.latency.Store(int64(max(d, 0))) }
+
+// SetRequiredHeaders replaces the headers every request must carry (see
+// Config.RequiredHeaders); nil or empty requires none. h is copied.
+func (s *Server) SetRequiredHeaders(h http.Header) {
+	if len(h) == 0 {
+		s.required.Store(nil)
+		return
+	}
+	c := h.Clone()
+	s.required.Store(&c)
+}
+
 // Knobs returns the current knobs.
 func (s *Server) Knobs() Knobs {
 	s.mu.Lock()
@@ -231,11 +349,19 @@ func (s *Server) SetKnobs(k Knobs) {
 }
 
 // Append adds events to the log, in order, and returns the new head. It
-// assigns each event's Revision (head+1, head+2, ...) and PrevRevision, and
-// sets a zero CreatedAt to the current time (never earlier than the
-// previous event's). Events beyond the retention limit are compacted away.
+// assigns each event's Revision (head+1, head+2, ...) and PrevRevision (the
+// revision of the previous change of the same resource type and id, see
+// Event), and sets a zero CreatedAt to the current time (never earlier
+// than the previous event's). Events beyond the retention limit are
+// compacted away.
+//
+// Each event also updates the current state (see Resources) when its
+// type, id and value allow: an ActionInsert or ActionUpdate with a
+// ResourceID and a NewValue holding a JSON object stores that object, an
+// ActionDelete with a ResourceID removes the resource. Other events only
+// enter the log.
 func (s *Server) Append(events ...Event) uint64 {
-	return s.log.append(s.now(), events)
+	return s.log.append(s.now(), events, false)
 }
 
 // Head returns the newest revision ever appended, 0 for an empty log.
@@ -278,6 +404,8 @@ type Stats struct {
 	Requests int
 	// Logins is requests to the login endpoint.
 	Logins int
+	// Lists is requests to the list endpoints (see ListPath).
+	Lists int
 	// ResourceChanges is requests to the resource-change endpoint.
 	ResourceChanges int
 	// Pages is 200 resource-change responses: fresh, repeated and

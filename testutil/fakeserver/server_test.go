@@ -81,20 +81,114 @@ func TestRandomToken(t *testing.T) {
 }
 
 func TestAuth(t *testing.T) {
-	forEachTransport(t, Config{Token: "tok"}, func(t *testing.T, s *Server, c *client) {
-		for _, h := range []map[string]string{nil, {"Authorization": "Bearer tok"}, {"Authorization": "tok2"}, {"Authorization": ""}} {
-			r := c.do(context.Background(), "GET", ResourceChangesPath, "", h)
-			checkError(t, r, 401, ResourceChangesPath)
-		}
-		c.page() // with the token
-		if got := s.Stats().StatusCodes; got[401] != 4 || got[200] != 1 {
-			t.Errorf("status codes %v", got)
-		}
+	const tok = "tok"
+	basic := basicAuth(DefaultAPIUsername, DefaultAPIPassword)
+	bad := []map[string]string{nil, {"Authorization": "Bearer tok"}, {"Authorization": "tok2"}, {"Authorization": ""},
+		{"Authorization": basicAuth("watcher", "wrong")}, {"Authorization": basicAuth("admin", "admin")}, {"Authorization": "Basic !!"}}
+	for _, tc := range []struct {
+		mode AuthMode
+		ok   []string // accepted Authorization headers
+	}{
+		{AuthBasic, []string{basic}},
+		{AuthToken, []string{tok}},
+		{AuthEither, []string{basic, tok}},
+	} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			forEachTransport(t, Config{Token: tok, ChangesAuth: tc.mode}, func(t *testing.T, s *Server, c *client) {
+				if s.ChangesAuth() != tc.mode || s.APIUsername() != DefaultAPIUsername || s.APIPassword() != DefaultAPIPassword {
+					t.Fatalf("mode %v, API credentials %q/%q", s.ChangesAuth(), s.APIUsername(), s.APIPassword())
+				}
+				refused := bad
+				for _, h := range []string{basic, tok} {
+					if !slices.Contains(tc.ok, h) {
+						refused = append(refused, map[string]string{"Authorization": h})
+					}
+				}
+				for _, h := range refused {
+					checkError(t, c.do(context.Background(), "GET", ResourceChangesPath, "", h), 401, ResourceChangesPath)
+				}
+				for _, h := range tc.ok {
+					r := c.do(context.Background(), "GET", ResourceChangesPath, "", map[string]string{"Authorization": h})
+					if r.err != nil || r.resp.StatusCode != 200 {
+						t.Errorf("%q refused: %v %s", h, r.err, r.body)
+					}
+				}
+				// Other routes take the token, whatever the mode.
+				checkError(t, c.do(context.Background(), "POST", ListPath(TypeVM), "", map[string]string{"Authorization": basic}), 401, ListPath(TypeVM))
+				if r := c.do(context.Background(), "POST", ListPath(TypeVM), "", map[string]string{"Authorization": tok}); r.err != nil || r.resp.StatusCode != 200 {
+					t.Errorf("list with the token: %v %s", r.err, r.body)
+				}
+				if got := s.Stats().StatusCodes; got[401] != len(refused)+1 || got[200] != len(tc.ok)+1 {
+					t.Errorf("status codes %v", got)
+				}
+			})
+		})
+	}
+	t.Run("custom", func(t *testing.T) {
+		forEachTransport(t, Config{APIUsername: "api", APIPassword: "p:w"}, func(t *testing.T, s *Server, c *client) {
+			if s.APIUsername() != "api" || s.APIPassword() != "p:w" {
+				t.Fatalf("API credentials %q/%q", s.APIUsername(), s.APIPassword())
+			}
+			c.page()
+			s.SetChangesAuth(AuthToken)
+			checkError(t, c.changes(), 401, ResourceChangesPath)
+			c.apiUser = ""
+			c.page()
+			s.SetChangesAuth(AuthMode(42)) // unknown: Basic
+			if s.ChangesAuth() != AuthBasic {
+				t.Errorf("mode %v", s.ChangesAuth())
+			}
+			checkError(t, c.changes(), 401, ResourceChangesPath)
+		})
 	})
 	forEachTransport(t, Config{DisableAuth: true}, func(t *testing.T, s *Server, c *client) {
-		r := c.do(context.Background(), "GET", ResourceChangesPath, "", nil)
-		if r.err != nil || r.resp.StatusCode != 200 {
-			t.Errorf("no auth: %v %s", r.err, r.body)
+		for _, path := range []string{ResourceChangesPath, ListPath(TypeHost)} {
+			method := "GET"
+			if path != ResourceChangesPath {
+				method = "POST"
+			}
+			r := c.do(context.Background(), method, path, "", nil)
+			if r.err != nil || r.resp.StatusCode != 200 {
+				t.Errorf("no auth %s: %v %s", path, r.err, r.body)
+			}
+		}
+	})
+}
+
+func TestRequiredHeaders(t *testing.T) {
+	cfg := Config{DisableAuth: true, RequiredHeaders: http.Header{"X-Bypass-Whitelist": {"true"}, "X-Present": nil}}
+	forEachTransport(t, cfg, func(t *testing.T, s *Server, c *client) {
+		both := map[string]string{"x-bypass-whitelist": "true", "X-Present": "anything"}
+		for _, rt := range []struct{ method, path, body string }{
+			{"GET", ResourceChangesPath, ""},
+			{"POST", LoginPath, `{"username":"admin","password":"admin"}`},
+			{"POST", ListPath(TypeVM), "{}"},
+			{"GET", BasePath + "/nothing", ""},
+		} {
+			for _, tc := range []struct {
+				h    map[string]string
+				want string // in the message
+			}{
+				{nil, `"x-bypass-whitelist: true"`},
+				{map[string]string{"X-Bypass-Whitelist": "false", "X-Present": ""}, `"x-bypass-whitelist" must be "true"`},
+				{map[string]string{"X-Bypass-Whitelist": "true"}, `"x-present"`},
+			} {
+				e := checkError(t, c.do(context.Background(), rt.method, rt.path, rt.body, tc.h), 403, rt.path)
+				if !strings.Contains(str(e.Message), tc.want) {
+					t.Errorf("%s %v: message %q, want %s", rt.path, tc.h, str(e.Message), tc.want)
+				}
+			}
+			r := c.do(context.Background(), rt.method, rt.path, rt.body, both)
+			if want := map[string]int{LoginPath: 200, ResourceChangesPath: 200, ListPath(TypeVM): 200}[rt.path]; r.err != nil || (want != 0 && r.resp.StatusCode != want) || r.resp.StatusCode == 403 {
+				t.Errorf("%s with the headers: %v %s", rt.path, r.err, r.body)
+			}
+		}
+		if reqs := s.Requests(); len(reqs) != 4 || reqs[0].Status != 403 || reqs[3].Status != 200 {
+			t.Errorf("requests %+v", reqs)
+		}
+		s.SetRequiredHeaders(nil)
+		if r := c.changes(); r.resp.StatusCode != 200 {
+			t.Errorf("after SetRequiredHeaders(nil): %d", r.resp.StatusCode)
 		}
 	})
 }
@@ -176,7 +270,8 @@ func checkWireEvent(t *testing.T, g wireEvent, w Event) {
 		return s
 	}
 	if str(g.Revision) != strconv.FormatUint(w.Revision, 10) ||
-		str(g.PrevRevision) != strconv.FormatUint(w.PrevRevision, 10) ||
+		str(g.PrevRevision) != optional(strconv.FormatUint(w.PrevRevision, 10)) && w.PrevRevision != 0 ||
+		w.PrevRevision == 0 && g.PrevRevision != nil ||
 		str(g.Action) != w.Action || str(g.ResourceType) != w.ResourceType || str(g.ResourceID) != w.ResourceID ||
 		str(g.NewValue) != optional(w.NewValue) || str(g.OldValue) != optional(w.OldValue) ||
 		str(g.CreatedAt) != w.CreatedAt.UTC().Format("2006-01-02T15:04:05.000Z") {
@@ -189,28 +284,43 @@ func TestPrevRevisionAndCreatedAt(t *testing.T) {
 	now := base
 	s := New(Config{Now: func() time.Time { return now }})
 	defer s.Close()
-	s.Append(Event{Action: ActionCreate, ResourceType: TypeVM, ResourceID: "a", NewValue: "{}"})
+	s.Append(Event{Action: ActionInsert, ResourceType: TypeVM, ResourceID: "a", NewValue: "{}"})
 	now = base.Add(-time.Hour) // a clock going backwards does not reorder created_at
 	s.Append(Event{Action: ActionDelete, ResourceType: TypeVM, ResourceID: "a", OldValue: "{}"})
 	explicit := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	s.Append(Event{Action: ActionCreate, ResourceType: TypeVM, ResourceID: "b", NewValue: "{}", CreatedAt: explicit})
-	c := &client{t: t, hc: s.Client(), base: "http://" + MemoryHost, token: s.Token()}
+	s.Append(Event{Action: ActionInsert, ResourceType: TypeVM, ResourceID: "b", NewValue: "{}", CreatedAt: explicit})
+	// prev_revision is the previous change of the same resource: type and id.
+	s.Append(
+		Event{Action: ActionInsert, ResourceType: TypeVM, ResourceID: "a", NewValue: "{}"},   // 4: first change since its delete
+		Event{Action: ActionInsert, ResourceType: TypeHost, ResourceID: "a", NewValue: "{}"}, // 5: another type
+		Event{Action: ActionUpdate, ResourceType: TypeVM, ResourceID: "b", NewValue: "{}"},   // 6
+		Event{Action: "SOMETHING", ResourceType: TypeVM},                                     // 7: no id
+		Event{Action: ActionUpdate, ResourceType: TypeVM, ResourceID: "a", NewValue: "{}"},   // 8
+		Event{Action: ActionUpdate, ResourceType: TypeVM, ResourceID: "b", NewValue: "{}"},   // 9
+	)
+	c := memClient(t, s)
 	p := c.page("start_revision", "0")
-	if len(p.Data) != 3 {
+	if len(p.Data) != 9 {
 		t.Fatalf("%d events", len(p.Data))
 	}
 	for i, want := range []struct{ prev, created string }{
-		{"0", "2025-03-03T21:06:07.891Z"},
+		{"<nil>", "2025-03-03T21:06:07.891Z"},
 		{"1", "2025-03-03T21:06:07.891Z"},
-		{"2", "2024-01-01T00:00:00.000Z"},
+		{"<nil>", "2024-01-01T00:00:00.000Z"},
+		{"<nil>", ""}, {"<nil>", ""}, {"3", ""}, {"<nil>", ""}, {"4", ""}, {"6", ""},
 	} {
 		e := p.Data[i]
-		if str(e.PrevRevision) != want.prev || str(e.CreatedAt) != want.created {
+		if str(e.PrevRevision) != want.prev || (want.created != "" && str(e.CreatedAt) != want.created) {
 			t.Errorf("event %d: prev %s created %s, want %+v", i, str(e.PrevRevision), str(e.CreatedAt), want)
 		}
 	}
 	if p.Data[0].OldValue != nil || p.Data[1].NewValue != nil {
 		t.Errorf("empty values must be omitted: %+v", p.Data[:2])
+	}
+	// Compaction does not change what prev_revision points at.
+	s.Compact(8)
+	if evs := s.Events(0); len(evs) != 1 || evs[0].PrevRevision != 6 {
+		t.Errorf("after compaction: %+v", evs)
 	}
 }
 
@@ -230,7 +340,7 @@ func TestAbsentStart(t *testing.T) {
 		}
 		// Filtered, newest.
 		s.SetKnobs(Knobs{})
-		s.Append(Event{Action: ActionCreate, ResourceType: TypeHost, ResourceID: "h1"}, Event{Action: ActionCreate, ResourceType: TypeHost, ResourceID: "h2"})
+		s.Append(Event{Action: ActionInsert, ResourceType: TypeHost, ResourceID: "h1"}, Event{Action: ActionInsert, ResourceType: TypeHost, ResourceID: "h2"})
 		appendN(s, 5)
 		if got := revs(c.page("limit", "5", "resource_type", TypeHost)); !slices.Equal(got, []string{"31", "32"}) {
 			t.Errorf("newest filtered: %v", got)
@@ -259,7 +369,7 @@ func TestShuffle(t *testing.T) {
 		s := New(Config{Seed: seed, Knobs: Knobs{Shuffle: true}})
 		defer s.Close()
 		appendN(s, 100)
-		c := &client{t: t, hc: s.Client(), base: "http://" + MemoryHost, token: s.Token()}
+		c := memClient(t, s)
 		var out [][]string
 		for _, start := range []string{"0", "50", "90"} {
 			out = append(out, revs(c.page("start_revision", start, "limit", "10")))
@@ -340,7 +450,7 @@ func TestRepeatRate(t *testing.T) {
 	s := New(Config{Seed: 9, Knobs: Knobs{RepeatRate: 0.5}})
 	defer s.Close()
 	appendN(s, 10)
-	c := &client{t: t, hc: s.Client(), base: "http://" + MemoryHost, token: s.Token()}
+	c := memClient(t, s)
 	prevRepeat := false
 	for range 400 {
 		c.page("start_revision", "0")
@@ -383,7 +493,7 @@ func TestFilters(t *testing.T) {
 		}
 		check("type", func(e Event) bool { return e.ResourceType == TypeHost }, "resource_type", TypeHost)
 		check("types", func(e Event) bool { return e.ResourceType == TypeHost || e.ResourceType == TypeCluster },
-			"resource_type", "HOST, CLUSTER,")
+			"resource_type", "Host, Cluster,")
 		check("action", func(e Event) bool { return e.Action == ActionDelete }, "action", ActionDelete)
 		id := all[200].ResourceID
 		check("id", func(e Event) bool { return e.ResourceID == id }, "resource_id", id)
@@ -412,7 +522,7 @@ func TestCompaction(t *testing.T) {
 		if !slices.Equal(revs(p), []string{"21", "22", "23"}) || str(p.CompactRevision) != "20" || str(p.CurrentRevision) != "50" {
 			t.Errorf("below compact: %v %s %s", revs(p), str(p.CompactRevision), str(p.CurrentRevision))
 		}
-		if got := s.Events(0); len(got) != 30 || got[0].Revision != 21 || got[0].PrevRevision != 20 {
+		if got := s.Events(0); len(got) != 30 || got[0].Revision != 21 {
 			t.Errorf("events after compaction: %d from %d", len(got), got[0].Revision)
 		}
 		if got := s.Events(45); len(got) != 5 || got[0].Revision != 46 {
@@ -475,7 +585,7 @@ func TestKeepAliveAndContentLength(t *testing.T) {
 	s.Generate(300)
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
-	c := &client{t: t, hc: &http.Client{Transport: tr}, base: base, token: s.Token()}
+	c := newClient(t, s, &http.Client{Transport: tr}, base)
 	var conns []bool
 	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { conns = append(conns, i.Reused) }}
 	ctx := httptrace.WithClientTrace(context.Background(), trace)
@@ -525,11 +635,11 @@ func TestStatsAndRequests(t *testing.T) {
 	s := New(Config{RequestLog: 3})
 	defer s.Close()
 	appendN(s, 20)
-	c := &client{t: t, hc: s.Client(), base: "http://" + MemoryHost, token: s.Token()}
+	c := memClient(t, s)
 	c.page("start_revision", "0", "limit", "5")
 	s.InjectFaults(Fault503)
 	c.changes("start_revision", "5", "limit", "5")
-	c.page("start_revision", "5", "limit", "5", "resource_type", "VM,HOST", "resource_id", "x", "action", "CREATE")
+	c.page("start_revision", "5", "limit", "5", "resource_type", "Vm,Host", "resource_id", "x", "action", "INSERT")
 	c.changes("limit", "zero")
 	st := s.Stats()
 	want := Stats{
@@ -543,7 +653,7 @@ func TestStatsAndRequests(t *testing.T) {
 	reqs := s.Requests()
 	wantReqs := []Request{
 		{StartRevision: "5", Limit: "5", Status: 503, Fault: Fault503},
-		{StartRevision: "5", Limit: "5", ResourceType: "VM,HOST", ResourceID: "x", Action: "CREATE", Status: 200},
+		{StartRevision: "5", Limit: "5", ResourceType: "Vm,Host", ResourceID: "x", Action: "INSERT", Status: 200},
 		{Limit: "zero", Status: 400},
 	}
 	if !reflect.DeepEqual(reqs, wantReqs) {
@@ -556,7 +666,7 @@ func TestStatsAndRequests(t *testing.T) {
 	}
 	none := New(Config{RequestLog: -1})
 	defer none.Close()
-	nc := &client{t: t, hc: none.Client(), base: "http://" + MemoryHost, token: none.Token()}
+	nc := memClient(t, none)
 	nc.page()
 	if len(none.Requests()) != 0 || none.Stats().Pages != 1 {
 		t.Error("RequestLog -1 still records")
@@ -574,7 +684,7 @@ func TestJSONEscaping(t *testing.T) {
 	for _, v := range tricky {
 		s.Append(Event{Action: v, ResourceType: v, ResourceID: v, NewValue: v, OldValue: v})
 	}
-	c := &client{t: t, hc: s.Client(), base: "http://" + MemoryHost, token: s.Token()}
+	c := memClient(t, s)
 	p := c.page("start_revision", "0")
 	for i, v := range tricky {
 		var want string // what encoding/json makes of it (one U+FFFD per bad byte)

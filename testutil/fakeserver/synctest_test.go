@@ -20,7 +20,7 @@ func TestSynctestDelay(t *testing.T) {
 		s := New(Config{})
 		defer s.Close()
 		appendN(s, 10)
-		c := &client{t: t, hc: s.Client(), base: "http://" + MemoryHost, token: s.Token()}
+		c := memClient(t, s)
 
 		s.InjectDelay(5 * time.Second)
 		start := time.Now()
@@ -70,7 +70,7 @@ func TestSynctestHang(t *testing.T) {
 		defer s.Close()
 		hc := &http.Client{Transport: s.Transport(), Timeout: 30 * time.Second}
 		req, _ := http.NewRequest("GET", "http://"+MemoryHost+ResourceChangesPath, nil)
-		req.Header.Set("Authorization", s.Token())
+		req.SetBasicAuth(s.APIUsername(), s.APIPassword())
 
 		s.InjectFaults(FaultHang)
 		start := time.Now()
@@ -148,7 +148,7 @@ func TestSynctestWatchLoop(t *testing.T) {
 		for s.Head() < 2000 || pos < s.Head() {
 			req, _ := http.NewRequestWithContext(ctx, "GET",
 				"http://"+MemoryHost+ResourceChangesPath+"?limit=50&start_revision="+itoa(pos), nil)
-			req.Header.Set("Authorization", s.Token())
+			req.SetBasicAuth(s.APIUsername(), s.APIPassword())
 			resp, err := hc.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -182,6 +182,67 @@ func TestSynctestWatchLoop(t *testing.T) {
 		}
 		if st := s.Stats(); st.Faults == 0 || st.Repeats == 0 {
 			t.Errorf("no faults or repeats: %+v", st)
+		}
+	})
+}
+
+// TestSynctestLatency checks that the latency is added, exactly, to
+// resource-change and list requests only, on top of a FaultDelay, and that
+// it ends with the request's context or Close.
+func TestSynctestLatency(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := New(Config{Latency: 200 * time.Millisecond})
+		defer s.Close()
+		appendN(s, 10)
+		c := memClient(t, s)
+		timed := func(f func()) time.Duration {
+			start := time.Now()
+			f()
+			return time.Since(start)
+		}
+		if d := timed(func() { c.page("start_revision", "0") }); d != 200*time.Millisecond {
+			t.Errorf("page took %v", d)
+		}
+		if d := timed(func() {
+			r := c.do(context.Background(), "POST", ListPath(TypeVM), "", map[string]string{"Authorization": s.Token()})
+			if r.err != nil || r.resp.StatusCode != 200 {
+				t.Errorf("list: %v", r.err)
+			}
+		}); d != 200*time.Millisecond {
+			t.Errorf("list took %v", d)
+		}
+		if d := timed(func() { c.do(context.Background(), "POST", LoginPath, `{"username":"admin","password":"admin"}`, nil) }); d != 0 {
+			t.Errorf("login took %v", d)
+		}
+		s.InjectDelay(time.Second)
+		if d := timed(func() { c.page("start_revision", "0") }); d != 1200*time.Millisecond {
+			t.Errorf("latency and a FaultDelay took %v", d)
+		}
+		s.SetLatency(-time.Second)
+		if d := timed(func() { c.page("start_revision", "0") }); d != 0 || s.Latency() != 0 {
+			t.Errorf("no latency: %v, %v", d, s.Latency())
+		}
+
+		s.SetLatency(time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if r := c.changesCtx(ctx, "start_revision", "0"); !errors.Is(r.err, context.DeadlineExceeded) {
+			t.Errorf("cut short: %v", r.err)
+		}
+		if reqs := s.Requests(); reqs[len(reqs)-1].Status != 0 {
+			t.Errorf("recorded %+v", reqs[len(reqs)-1])
+		}
+		var wg sync.WaitGroup
+		var r result
+		wg.Go(func() { r = c.changes() })
+		synctest.Wait()
+		s.Close()
+		wg.Wait()
+		if !errors.Is(r.err, ErrClosed) {
+			t.Errorf("ended by Close: %v", r.err)
+		}
+		if st := s.Stats(); st.ResourceChanges != 5 || st.Lists != 1 || st.StatusCodes[200] != 5 {
+			t.Errorf("stats %+v", st)
 		}
 	})
 }
