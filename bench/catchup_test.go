@@ -4,6 +4,7 @@ package bench
 // the fake server over loopback HTTP with
 //
 //	impl=towerwatch       stream.Watch over the CloudTower source (defaults)
+//	impl=towerwatch-parallel the same with stream.ParallelCatchUp(4)
 //	impl=watchor-best     the SDK's watchor at a 1 ms interval, pages forced to 1000
 //	impl=watchor-default  the SDK's watchor at its defaults (1 s interval, pages of 100)
 //	impl=towerwatch-watchor towerwatch's drop-in watchor facade at the SDK's defaults
@@ -71,23 +72,27 @@ func catchUpServer(b *testing.B) (*fakeserver.Server, *sdkclient.Cloudtower) {
 }
 
 func BenchmarkCatchUp(b *testing.B) {
-	b.Run("impl=towerwatch", func(b *testing.B) {
-		_, c := catchUpServer(b)
-		src := cloudtower.New(c)
-		drain(b, backlog, func(ctx context.Context, n int) int {
-			got := 0
-			for ev, err := range src.Watch(ctx, stream.After(stream.MustParseRevision("0"))) {
-				if err != nil {
-					b.Fatal(err)
+	watch := func(opts ...stream.Option) func(b *testing.B) {
+		return func(b *testing.B) {
+			_, c := catchUpServer(b)
+			src := cloudtower.New(c)
+			drain(b, backlog, func(ctx context.Context, n int) int {
+				got := 0
+				for ev, err := range src.Watch(ctx, append(opts, stream.FromStart())...) {
+					if err != nil {
+						b.Fatal(err)
+					}
+					_ = ev
+					if got++; got == n {
+						break
+					}
 				}
-				_ = ev
-				if got++; got == n {
-					break
-				}
-			}
-			return got
-		})
-	})
+				return got
+			})
+		}
+	}
+	b.Run("impl=towerwatch", watch())
+	b.Run("impl=towerwatch-parallel", watch(stream.ParallelCatchUp(4)))
 	b.Run("impl=watchor-best", func(b *testing.B) {
 		_, c := catchUpServer(b)
 		drain(b, backlog, func(ctx context.Context, n int) int {
