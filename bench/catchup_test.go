@@ -62,7 +62,7 @@ func catchUpServer(b *testing.B) (*fakeserver.Server, *sdkclient.Cloudtower) {
 		catchUp.srv.StartHTTP()
 		catchUp.c, catchUp.err = cloudtower.Dial(context.Background(), cloudtower.Config{
 			Host: catchUp.srv.Host(), Scheme: "http",
-			Username: catchUp.srv.Username(), Password: catchUp.srv.Password(),
+			Username: catchUp.srv.Username(), Password: catchUp.srv.Password(), APIUsername: catchUp.srv.APIUsername(), APIPassword: catchUp.srv.APIPassword(),
 		})
 	})
 	if catchUp.err != nil {
@@ -226,7 +226,7 @@ func rawPages(b *testing.B, srv *fakeserver.Server) [][]byte {
 	var pages [][]byte
 	for after := 0; after < backlog; after += 1000 {
 		req, _ := http.NewRequest("GET", fmt.Sprintf("%s%s/resource-changes?start_revision=%d&limit=1000", srv.URL(), fakeserver.BasePath, after), nil)
-		req.Header.Set("Authorization", srv.Token())
+		req.SetBasicAuth(srv.APIUsername(), srv.APIPassword())
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			b.Fatal(err)

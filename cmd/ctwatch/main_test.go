@@ -161,7 +161,8 @@ func TestExitCodes(t *testing.T) {
 	srv.Compact(50)
 	base := srv.StartHTTP() + fakeserver.BasePath
 	t.Cleanup(srv.Close)
-	login := []string{"CLOUDTOWER_SERVER=" + base, "CLOUDTOWER_USERNAME=" + srv.Username(), "CLOUDTOWER_PASSWORD=" + srv.Password()}
+	login := []string{"CLOUDTOWER_SERVER=" + base, "CLOUDTOWER_USERNAME=" + srv.Username(), "CLOUDTOWER_PASSWORD=" + srv.Password(),
+		"CLOUDTOWER_API_USERNAME=" + srv.APIUsername(), "CLOUDTOWER_API_PASSWORD=" + srv.APIPassword()}
 
 	tests := []struct {
 		name   string

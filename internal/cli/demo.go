@@ -11,10 +11,13 @@ import (
 )
 
 // demo is the embedded fake CloudTower of --demo: a loopback HTTP server
-// with a backlog of generated changes and a generator adding more.
+// with a backlog of generated changes and a generator adding more. Like a
+// real CloudTower, it wants HTTP Basic with the API credentials on the
+// resource-change endpoint and the login token elsewhere.
 type demo struct {
-	url, username, password string
-	stop                    func()
+	url, username, password  string
+	apiUsername, apiPassword string
+	stop                     func()
 }
 
 // startDemo starts the demo server with backlog changes in its log, a
@@ -53,9 +56,11 @@ func startDemo(backlog int, rate float64, latency time.Duration) (*demo, error) 
 		wg.Go(func() { _ = srv.RunGenerator(ctx, every, batch) })
 	}
 	return &demo{
-		url:      ts.URL + fakeserver.BasePath,
-		username: srv.Username(),
-		password: srv.Password(),
+		url:         ts.URL + fakeserver.BasePath,
+		username:    srv.Username(),
+		password:    srv.Password(),
+		apiUsername: srv.APIUsername(),
+		apiPassword: srv.APIPassword(),
 		stop: func() {
 			cancel()
 			wg.Wait()

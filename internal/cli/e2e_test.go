@@ -35,6 +35,9 @@ func serverEnv(srv *fakeserver.Server) map[string]string {
 		"CLOUDTOWER_SERVER":   srv.URL() + fakeserver.BasePath,
 		"CLOUDTOWER_USERNAME": srv.Username(),
 		"CLOUDTOWER_PASSWORD": srv.Password(),
+		// HTTP Basic on the resource-change feed, as the fake (like CloudTower) wants
+		"CLOUDTOWER_API_USERNAME": srv.APIUsername(),
+		"CLOUDTOWER_API_PASSWORD": srv.APIPassword(),
 	}
 }
 
@@ -118,7 +121,7 @@ func TestNDJSONFilteredFromRevision(t *testing.T) {
 		}
 	}
 	want = want[:50]
-	res := run(t, serverEnv(srv), "--from", "100", "--types", "VM,HOST", "--limit", "50", "--page-size", "7")
+	res := run(t, serverEnv(srv), "--from", "100", "--types", "Vm,Host", "--limit", "50", "--page-size", "7")
 	if res.code != 0 {
 		t.Fatalf("exit %d\n%s", res.code, res.stderr)
 	}
@@ -233,14 +236,14 @@ func TestCompacted(t *testing.T) {
 	}
 	env := serverEnv(srv)
 	for _, args := range [][]string{
-		{"--from", "100", "--types", "VM"},
+		{"--from", "100", "--types", "Vm"},
 		{"--checkpoint", ckpt},
 	} {
 		res := run(t, env, args...)
 		if res.code != ExitCompacted {
 			t.Errorf("%q: exit %d, want %d", args, res.code, ExitCompacted)
 		}
-		want := "ctwatch --types VM --from 500"
+		want := "ctwatch --types Vm --from 500"
 		if args[0] == "--checkpoint" {
 			want = "rm -f " + shellQuote(ckpt) + " && ctwatch --checkpoint " + shellQuote(ckpt) + " --from 500"
 		}
@@ -251,7 +254,7 @@ func TestCompacted(t *testing.T) {
 		}
 	}
 	// The resume command works.
-	res := run(t, env, "--types", "VM", "--from", "500", "--limit", "3")
+	res := run(t, env, "--types", "Vm", "--from", "500", "--limit", "3")
 	if res.code != 0 || len(parseNDJSON(t, res.stdout)) != 3 {
 		t.Errorf("resume: exit %d\n%s", res.code, res.stdout)
 	}
@@ -425,7 +428,7 @@ func TestProgressClearedWhenCaughtUpLate(t *testing.T) {
 			cancel()
 		}
 	}
-	res := runWith(t, ctx, serverEnv(srv), stdout, stderr, nil, "--from", "0", "--types", "VM", "--page-size", strconv.Itoa(page))
+	res := runWith(t, ctx, serverEnv(srv), stdout, stderr, nil, "--from", "0", "--types", "Vm", "--page-size", strconv.Itoa(page))
 	if res.code != 0 || !cleared {
 		t.Errorf("exit %d; progress line cleared: %t; stderr ends %q", res.code, cleared, res.stderr[max(0, len(res.stderr)-200):])
 	}

@@ -185,7 +185,7 @@ func TestOpenCloudTower(t *testing.T) {
 		},
 	}
 	res := runWith(t, context.Background(), nil, &output{}, &output{}, []Extension{ext},
-		"--demo", "--demo-latency", "0", "--types", "VM", "--limit", "7", "-q")
+		"--demo", "--demo-latency", "0", "--types", "Vm", "--limit", "7", "-q")
 	if res.code != 0 || !opened || !cleaned {
 		t.Fatalf("exit %d, opened %t, cleaned up %t\n%s", res.code, opened, cleaned, res.stderr)
 	}
@@ -193,7 +193,7 @@ func TestOpenCloudTower(t *testing.T) {
 	prev := 0
 	for _, r := range recs {
 		rev, _ := strconv.Atoi(r.Revision)
-		if r.Type != "VM" || rev <= prev {
+		if r.Type != "Vm" || rev <= prev {
 			t.Errorf("change %+v after revision %d", r, prev)
 		}
 		prev = rev

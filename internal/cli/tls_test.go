@@ -36,6 +36,9 @@ func newTLSServer(t *testing.T, n int) (env map[string]string, caFile string) {
 		"CLOUDTOWER_SERVER":   host,
 		"CLOUDTOWER_USERNAME": srv.Username(),
 		"CLOUDTOWER_PASSWORD": srv.Password(),
+		// HTTP Basic on the resource-change feed, as the fake (like CloudTower) wants
+		"CLOUDTOWER_API_USERNAME": srv.APIUsername(),
+		"CLOUDTOWER_API_PASSWORD": srv.APIPassword(),
 	}, caFile
 }
 

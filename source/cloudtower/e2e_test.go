@@ -26,7 +26,7 @@ func startFake(t *testing.T, cfg fakeserver.Config) (*fakeserver.Server, *client
 	t.Cleanup(s.Close)
 	s.StartHTTP()
 	c, err := Dial(context.Background(), Config{
-		Host: s.URL(), Username: s.Username(), Password: s.Password(),
+		Host: s.URL(), Username: s.Username(), Password: s.Password(), APIUsername: s.APIUsername(), APIPassword: s.APIPassword(),
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
@@ -95,9 +95,13 @@ func diffEvent(g *models.ResourceChangeEvent, w fakeserver.Event) string {
 		}
 		return s
 	}
+	prev := "<nil>" // absent for a resource's first change
+	if w.PrevRevision != 0 {
+		prev = strconv.FormatUint(w.PrevRevision, 10)
+	}
 	for _, f := range []struct{ name, got, want string }{
 		{"revision", str(g.Revision), strconv.FormatUint(w.Revision, 10)},
-		{"prev_revision", str(g.PrevRevision), strconv.FormatUint(w.PrevRevision, 10)},
+		{"prev_revision", str(g.PrevRevision), prev},
 		{"action", str(g.Action), w.Action},
 		{"resource_type", str(g.ResourceType), w.ResourceType},
 		{"resource_id", str(g.ResourceID), w.ResourceID},
@@ -201,7 +205,8 @@ func checkConcurrent(t *testing.T, s *fakeserver.Server, src *Source, fromNow bo
 		if len(got) == 0 {
 			t.Fatal("nothing delivered")
 		}
-		after, _ = strconv.ParseUint(*got[0].PrevRevision, 10, 64)
+		first, _ := strconv.ParseUint(*got[0].Revision, 10, 64) // the fake's revisions have no gaps
+		after = first - 1
 		if after < head0 {
 			t.Fatalf("FromNow started after %d, below the head %d at the start", after, head0)
 		}
@@ -292,7 +297,7 @@ func TestEndToEndFilters(t *testing.T) {
 	}
 	checkSame(t, got, want)
 	last := s.Requests()[len(s.Requests())-1]
-	if last.ResourceType != "VM,HOST" || last.Action != fakeserver.ActionUpdate {
+	if last.ResourceType != "Vm,Host" || last.Action != fakeserver.ActionUpdate {
 		t.Errorf("the server saw resource_type %q, action %q", last.ResourceType, last.Action)
 	}
 

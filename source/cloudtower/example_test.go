@@ -23,7 +23,7 @@ func Example() {
 	ctx := context.Background()
 	c, err := cloudtower.Dial(ctx, cloudtower.Config{
 		Host: srv.Host(), Scheme: "http",
-		Username: srv.Username(), Password: srv.Password(),
+		Username: srv.Username(), Password: srv.Password(), APIUsername: srv.APIUsername(), APIPassword: srv.APIPassword(),
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -44,9 +44,9 @@ func Example() {
 		}
 	}
 	// Output:
-	// VM CREATE
-	// VM UPDATE
-	// VM UPDATE
+	// Host INSERT
+	// Host UPDATE
+	// Vm INSERT
 }
 
 // A server without the resource-change API answers 404: the stream ends at
@@ -59,7 +59,7 @@ func Example_unsupported() {
 
 	ctx := context.Background()
 	c, err := cloudtower.Dial(ctx, cloudtower.Config{
-		Host: srv.Host(), Scheme: "http", Token: srv.Token(),
+		Host: srv.Host(), Scheme: "http", Token: srv.Token(), APIUsername: srv.APIUsername(), APIPassword: srv.APIPassword(),
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -81,7 +81,7 @@ func Example_unsupported() {
 // DecodeResponse decodes a recorded response body exactly as the SDK
 // would, only faster.
 func ExampleDecodeResponse() {
-	body := []byte(`{"data":[{"action":"UPDATE","resource_type":"VM","resource_id":"vm-1","revision":"42","new_value":"{\"name\":\"web-1\"}"}],"currentRevision":"42","compactRevision":"7"}`)
+	body := []byte(`{"data":[{"action":"UPDATE","resource_type":"Vm","resource_id":"vm-1","revision":"42","new_value":"{\"name\":\"web-1\"}"}],"currentRevision":"42","compactRevision":"7"}`)
 	resp, err := cloudtower.DecodeResponse(body)
 	if err != nil {
 		fmt.Println(err)
@@ -90,5 +90,5 @@ func ExampleDecodeResponse() {
 	ev := resp.Data[0]
 	fmt.Println(*ev.Revision, *ev.Action, *ev.ResourceType, *ev.NewValue, "head", *resp.CurrentRevision)
 	// Output:
-	// 42 UPDATE VM {"name":"web-1"} head 42
+	// 42 UPDATE Vm {"name":"web-1"} head 42
 }

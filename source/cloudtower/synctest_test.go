@@ -19,7 +19,7 @@ import (
 func dialMemory(t *testing.T, s *fakeserver.Server) *client.Cloudtower {
 	t.Helper()
 	c, err := Dial(t.Context(), Config{
-		Host: "http://" + fakeserver.MemoryHost, Username: s.Username(), Password: s.Password(),
+		Host: "http://" + fakeserver.MemoryHost, Username: s.Username(), Password: s.Password(), APIUsername: s.APIUsername(), APIPassword: s.APIPassword(),
 		Transport: s.Transport(), Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

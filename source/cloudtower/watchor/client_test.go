@@ -337,7 +337,7 @@ func TestStopPromptOverHTTP(t *testing.T) {
 	defer s.Close()
 	s.StartHTTP()
 	c, err := cloudtower.Dial(context.Background(), cloudtower.Config{
-		Host: s.URL(), Username: s.Username(), Password: s.Password(), Logger: slog.New(slog.DiscardHandler),
+		Host: s.URL(), Username: s.Username(), Password: s.Password(), APIUsername: s.APIUsername(), APIPassword: s.APIPassword(), Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)

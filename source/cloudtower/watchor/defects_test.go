@@ -375,9 +375,9 @@ func TestDefaultMaxRetries(t *testing.T) {
 func TestFilteredFeed(t *testing.T) {
 	compat(t, fakeserver.Config{Seed: 10}, func(e *env) error {
 		e.s.Append(
-			fakeserver.Event{Action: fakeserver.ActionCreate, ResourceType: fakeserver.TypeVM, ResourceID: "vm-1"},
-			fakeserver.Event{Action: fakeserver.ActionCreate, ResourceType: fakeserver.TypeVolume, ResourceID: "vol-1"},
-			fakeserver.Event{Action: fakeserver.ActionCreate, ResourceType: fakeserver.TypeHost, ResourceID: "host-1"},
+			fakeserver.Event{Action: fakeserver.ActionInsert, ResourceType: fakeserver.TypeVM, ResourceID: "vm-1"},
+			fakeserver.Event{Action: fakeserver.ActionInsert, ResourceType: fakeserver.TypeVMVolume, ResourceID: "vol-1"},
+			fakeserver.Event{Action: fakeserver.ActionInsert, ResourceType: fakeserver.TypeHost, ResourceID: "host-1"},
 			fakeserver.Event{Action: fakeserver.ActionUpdate, ResourceType: fakeserver.TypeVM, ResourceID: "vm-1"},
 		)
 		w := e.open(params{types: []string{fakeserver.TypeVM, fakeserver.TypeHost}})

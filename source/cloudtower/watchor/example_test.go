@@ -25,14 +25,14 @@ func Example() {
 	defer s.Close()
 	s.StartHTTP()
 	s.Append(
-		fakeserver.Event{Action: fakeserver.ActionCreate, ResourceType: fakeserver.TypeVM, ResourceID: "vm-1"},
-		fakeserver.Event{Action: fakeserver.ActionCreate, ResourceType: fakeserver.TypeHost, ResourceID: "host-1"},
+		fakeserver.Event{Action: fakeserver.ActionInsert, ResourceType: fakeserver.TypeVM, ResourceID: "vm-1"},
+		fakeserver.Event{Action: fakeserver.ActionInsert, ResourceType: fakeserver.TypeHost, ResourceID: "host-1"},
 		fakeserver.Event{Action: fakeserver.ActionUpdate, ResourceType: fakeserver.TypeVM, ResourceID: "vm-1"},
 		fakeserver.Event{Action: fakeserver.ActionDelete, ResourceType: fakeserver.TypeVM, ResourceID: "vm-1"},
 	)
 
 	c, err := cloudtower.Dial(context.Background(), cloudtower.Config{
-		Host: s.URL(), Username: s.Username(), Password: s.Password(),
+		Host: s.URL(), Username: s.Username(), Password: s.Password(), APIUsername: s.APIUsername(), APIPassword: s.APIPassword(),
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -42,7 +42,7 @@ func Example() {
 
 	w, err := watchor.NewResourceChangeWatchClient(&watchor.NewResourceChangeWatchClientParams{
 		Client:        c,
-		ResourceTypes: []string{"VM"},
+		ResourceTypes: []string{fakeserver.TypeVM},
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -64,8 +64,8 @@ func Example() {
 		}
 	}
 	// Output:
-	// 3 VM UPDATE vm-1
-	// 4 VM DELETE vm-1
+	// 3 Vm UPDATE vm-1
+	// 4 Vm DELETE vm-1
 }
 
 // usageDocumentExample is the example of the SDK's usage document
@@ -152,10 +152,12 @@ func TestUsageDocumentExample(t *testing.T) {
 		opt := cloudtower.WithHeader("x-request-source", "usage-example")
 		usageDocumentExample(memoryClient(t, s, ""), opt, func() {
 			synctest.Wait() // the client knows the head and waits 2 s
+			// The usage document spells the types "VM" and "HOST" (a real
+			// CloudTower says "Vm" and "Host"); these changes use its spelling.
 			s.Append(
-				fakeserver.Event{Action: fakeserver.ActionCreate, ResourceType: fakeserver.TypeVM, ResourceID: "vm-new"},
-				fakeserver.Event{Action: fakeserver.ActionCreate, ResourceType: fakeserver.TypeVolume, ResourceID: "vol-new"},
-				fakeserver.Event{Action: fakeserver.ActionCreate, ResourceType: fakeserver.TypeHost, ResourceID: "host-new"},
+				fakeserver.Event{Action: fakeserver.ActionInsert, ResourceType: "VM", ResourceID: "vm-new"},
+				fakeserver.Event{Action: fakeserver.ActionInsert, ResourceType: fakeserver.TypeVMVolume, ResourceID: "vol-new"},
+				fakeserver.Event{Action: fakeserver.ActionInsert, ResourceType: "HOST", ResourceID: "host-new"},
 			)
 			s.InjectFaults(fakeserver.Fault503)
 			time.Sleep(10 * time.Second) // fake time: a failed poll, a retry, the changes

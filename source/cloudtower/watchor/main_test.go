@@ -364,7 +364,7 @@ func (e *env) openWith(c *client.Cloudtower, p params) watcher {
 func memoryClient(t *testing.T, s *fakeserver.Server, basePath string) *client.Cloudtower {
 	t.Helper()
 	c, err := cloudtower.Dial(t.Context(), cloudtower.Config{
-		Host: "http://" + fakeserver.MemoryHost, BasePath: basePath, Token: s.Token(),
+		Host: "http://" + fakeserver.MemoryHost, BasePath: basePath, Token: s.Token(), APIUsername: s.APIUsername(), APIPassword: s.APIPassword(),
 		Transport: s.Transport(), Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
