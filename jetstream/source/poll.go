@@ -30,7 +30,8 @@ func (s *Source[E]) Poll(ctx context.Context, after stream.Revision, limit int) 
 	// next page, or a retry): everything up to the after revision of the
 	// previous successful poll was handled (see package stream, "When a
 	// Source is polled"). Any other revision starts a watch there.
-	if s.positioned && after == s.cur.rev {
+	continuing := s.positioned && after == s.cur.rev
+	if continuing {
 		if !s.handled.IsZero() {
 			s.ackThrough(s.handled)
 		}
@@ -42,7 +43,7 @@ func (s *Source[E]) Poll(ctx context.Context, after stream.Revision, limit int) 
 		}
 	}
 	page, err := s.fill(ctx, limit)
-	if err == nil {
+	if err == nil && continuing {
 		s.handled = after
 	}
 	return page, err

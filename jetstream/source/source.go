@@ -52,7 +52,10 @@
 // revision of the previous successful Poll, which the engine has
 // delivered and seen handled, with or without prefetch. A Poll that starts
 // a watch, or moves it (another start position), acknowledges nothing. At
-// most about two pages are then delivered again after a crash.
+// most about two pages are then delivered again after a crash. With
+// stream.ParallelCatchUp, whose polls may be after estimated revisions
+// that imply nothing about delivery, use Watch or Acked: the Source reads
+// one position at a time, and acknowledges through them only.
 //
 // Acknowledgements need a durable; an ordered consumer has none.
 //
