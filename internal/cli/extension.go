@@ -7,6 +7,7 @@ import (
 	"io"
 	"iter"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -95,13 +96,19 @@ type Sink interface {
 // what the extension hooks need to know. Hooks may read it and must not
 // change it, except for the Extension's own flags struct.
 type Config struct {
-	// Connection to CloudTower, for the default source. Password and
-	// Token are secrets: never print them.
-	Server             string
-	Username           string
-	Password           string
-	UserSource         string
-	Token              string
+	// Connection to CloudTower, for the default source. Password, Token
+	// and APIPassword are secrets: never print them (nor Headers' values).
+	Server     string
+	Username   string
+	Password   string
+	UserSource string
+	Token      string
+	// APIUsername and APIPassword authenticate the resource-change feed
+	// with HTTP Basic (cloudtower.Config.APIUsername).
+	APIUsername        string
+	APIPassword        string
+	Headers            http.Header // --header, on every request
+	BypassWhitelist    bool        // --bypass-whitelist
 	CAFile             string
 	InsecureSkipVerify bool
 	Timeout            time.Duration // per request

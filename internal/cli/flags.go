@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"net/http"
 	"reflect"
 	"runtime/debug"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/towerwatch/towerwatch/source/cloudtower"
 	"github.com/towerwatch/towerwatch/stream"
 )
 
@@ -20,8 +22,9 @@ const description = `Tail CloudTower's resource-change feed: print changes as th
 catch up on a backlog quickly, resume after a restart.
 
   ctwatch --demo --limit 20                      # no CloudTower needed
-  CLOUDTOWER_PASSWORD=... ctwatch --server tower.example.com --username admin
-  ctwatch --server tower.example.com --types VM,HOST --checkpoint vm.rev -o ndjson | jq .
+  CLOUDTOWER_PASSWORD=... CLOUDTOWER_API_PASSWORD=... \
+    ctwatch --server tower.example.com --username admin --api-username watcher
+  ctwatch --server tower.example.com --types Vm,Host --action INSERT --checkpoint vm.rev -o ndjson | jq .
 
 Exit codes: 0 done (--limit reached, Ctrl-C or SIGTERM: output and checkpoint
 flushed); 1 other error; 2 bad flags; 3 history compacted (the message says
@@ -36,13 +39,17 @@ type flags struct {
 	Password           string        `group:"Connection" envvar:"CLOUDTOWER_PASSWORD" help:"Password; prefer the environment variable, which stays out of shell history (prompted for on a terminal when absent)."`
 	UserSource         string        `group:"Connection" name:"user-source" placeholder:"SOURCE" envvar:"CLOUDTOWER_USER_SOURCE" help:"User source: LOCAL (the default), LDAP or AUTHN."`
 	Token              string        `group:"Connection" envvar:"CLOUDTOWER_TOKEN" help:"Token from an earlier login, instead of a user name and password."`
+	APIUsername        string        `group:"Connection" name:"api-username" placeholder:"USER" envvar:"CLOUDTOWER_API_USERNAME" help:"User name of the API credentials that authenticate the resource-change feed with HTTP Basic, as CloudTower's API specifies; the login (--username or --token) serves every other request."`
+	APIPassword        string        `group:"Connection" name:"api-password" placeholder:"PASSWORD" envvar:"CLOUDTOWER_API_PASSWORD" help:"Password of the API credentials; prefer the environment variable (prompted for on a terminal when absent)."`
+	Header             []string      `group:"Connection" name:"header" sep:"none" placeholder:"NAME=VALUE" help:"Extra header for every request, the login included (repeatable)."`
+	BypassWhitelist    bool          `group:"Connection" name:"bypass-whitelist" envvar:"CLOUDTOWER_BYPASS_WHITELIST" help:"Send the header x-bypass-whitelist: true with every request, as some deployments require."`
 	CAFile             string        `group:"Connection" name:"ca-file" placeholder:"FILE" envvar:"CLOUDTOWER_CA_FILE" help:"PEM file of CA certificates to trust for the server's certificate."`
 	InsecureSkipVerify bool          `group:"Connection" name:"insecure-skip-verify" envvar:"CLOUDTOWER_INSECURE_SKIP_VERIFY" help:"Do not verify the server's TLS certificate (unsafe: for tests only)."`
 	Timeout            time.Duration `group:"Connection" default:"30s" envvar:"CLOUDTOWER_TIMEOUT" help:"Timeout of each request."`
 
-	Types        []string      `group:"What to watch" sep:"," placeholder:"TYPE" help:"Only changes of these resource types (VM,HOST,...)."`
+	Types        []string      `group:"What to watch" sep:"," placeholder:"TYPE" help:"Only changes of these resource types, spelled as CloudTower's models (case-sensitive): Vm,Host,Cluster,VmVolume,VmNic,Label,_LabelToVm,..."`
 	ResourceID   string        `group:"What to watch" name:"resource-id" placeholder:"ID" help:"Only changes of this resource."`
-	Action       string        `group:"What to watch" placeholder:"ACTION" help:"Only changes of this action (CREATE, UPDATE, DELETE)."`
+	Action       string        `group:"What to watch" placeholder:"ACTION" help:"Only changes of this action: INSERT, UPDATE or DELETE."`
 	From         string        `group:"What to watch" placeholder:"REVISION" help:"Start after this revision (--from 0: from the first change; exit code 3 if the server has compacted some)."`
 	FromNow      bool          `group:"What to watch" name:"from-now" help:"Start at the server's head: only new changes (the default)."`
 	Checkpoint   string        `group:"What to watch" placeholder:"FILE" help:"Resume after the revision stored in FILE, and store there the revision of each change printed. While FILE holds no revision, --from and --from-now say where to start; once it holds one, --from is an error and --from-now is ignored."`
@@ -64,6 +71,8 @@ type flags struct {
 	DemoRate         float64       `name:"demo-rate" hidden:"" default:"5" help:"Changes per second the demo generator adds."`
 	DemoLatency      time.Duration `name:"demo-latency" hidden:"" default:"20ms" help:"Latency the demo server adds to each request."`
 	PageSize         int           `name:"page-size" hidden:"" help:"Changes per request (default 1000; 100 with --demo)."`
+
+	stderr io.Writer // for the warnings of config; set by parse
 }
 
 // exitPanic carries kong's exit request (after --help or --version) out of
@@ -108,6 +117,7 @@ func parse(args []string, env Env, stdout, stderr io.Writer, exts []Extension) (
 	if _, err := parser.Parse(args); err != nil {
 		return nil, false, 0, &ExitError{Code: ExitUsage, Err: err}
 	}
+	f.stderr = stderr
 	return f, false, 0, nil
 }
 
@@ -152,8 +162,9 @@ func version() string {
 func (f *flags) config(stored stream.Revision, stdoutTTY bool) (*Config, error) {
 	cfg := &Config{
 		Server: strings.TrimSpace(f.Server), Username: f.Username, Password: f.Password,
-		UserSource: f.UserSource, Token: f.Token, CAFile: f.CAFile,
-		InsecureSkipVerify: f.InsecureSkipVerify, Timeout: f.Timeout,
+		UserSource: f.UserSource, Token: f.Token,
+		APIUsername: f.APIUsername, APIPassword: f.APIPassword, BypassWhitelist: f.BypassWhitelist,
+		CAFile: f.CAFile, InsecureSkipVerify: f.InsecureSkipVerify, Timeout: f.Timeout,
 		ResourceID: f.ResourceID, Action: f.Action,
 		Checkpoint: f.Checkpoint, PollInterval: f.PollInterval,
 		Output: f.Output, Limit: f.Limit, Quiet: f.Quiet, Demo: f.Demo,
@@ -161,7 +172,21 @@ func (f *flags) config(stored stream.Revision, stdoutTTY bool) (*Config, error) 
 	for _, t := range f.Types {
 		if t = strings.TrimSpace(t); t != "" {
 			cfg.Types = append(cfg.Types, t)
+			if known, ok := cloudtower.SuggestResourceType(t); ok && f.stderr != nil {
+				fmt.Fprintf(f.stderr, "%s: warning: --types %s: CloudTower spells resource types as its models, case-sensitive: did you mean %s?\n", Name, t, known)
+			}
 		}
+	}
+	for _, h := range f.Header {
+		name, value, ok := strings.Cut(h, "=")
+		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		if !ok || name == "" {
+			return nil, UsageError("--header %q: want NAME=VALUE", h)
+		}
+		if cfg.Headers == nil {
+			cfg.Headers = make(http.Header)
+		}
+		cfg.Headers.Add(name, value)
 	}
 	if f.Limit < 0 {
 		return nil, UsageError("--limit %d: must not be negative", f.Limit)
@@ -207,6 +232,17 @@ func (f *flags) config(stored stream.Revision, stdoutTTY bool) (*Config, error) 
 	}
 	if cfg.Token != "" && (cfg.Username != "" || cfg.Password != "") {
 		return nil, UsageError("give either --token or --username and --password, not both (check CLOUDTOWER_TOKEN, CLOUDTOWER_USERNAME, CLOUDTOWER_PASSWORD)")
+	}
+	if cfg.APIPassword != "" && cfg.APIUsername == "" {
+		return nil, UsageError("--api-password without --api-username (check CLOUDTOWER_API_PASSWORD)")
+	}
+	if !cfg.Demo {
+		cc := cloudtower.Config{
+			Host: "h", Token: "t", APIUsername: "a", APIPassword: "b", Headers: cfg.Headers, // the credentials are checked when dialling
+		}
+		if err := cc.Validate(); err != nil {
+			return nil, UsageError("--header: %w", err)
+		}
 	}
 	if cfg.InsecureSkipVerify && cfg.CAFile != "" {
 		return nil, UsageError("--insecure-skip-verify and --ca-file contradict each other: give one")

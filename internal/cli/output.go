@@ -15,12 +15,12 @@ import (
 
 // Record is how -o ndjson and -o json print one change:
 //
-//	{"revision":"123","type":"VM","id":"ckx...","action":"UPDATE","time":"2025-01-02T03:04:05.678Z","new":{...},"old":{...}}
+//	{"revision":"123","type":"Vm","id":"ckx...","action":"UPDATE","time":"2025-01-02T03:04:05.678Z","new":{...},"old":{...}}
 //
 // time is the server's created_at, verbatim. new and old are the new and
 // old values decoded as JSON; a value that is not valid JSON is printed as
 // a JSON string. A field the server left out or sent empty is omitted (a
-// CREATE has no "old", a DELETE no "new").
+// INSERT has no "old", a DELETE no "new").
 type Record struct {
 	Revision string          `json:"revision"`
 	Type     string          `json:"type,omitempty"`

@@ -15,15 +15,17 @@ import (
 // Ctrl-C while watching, it ends Run with ExitOK.
 var errInterrupted = errors.New("interrupted")
 
-// promptPassword reads the password from a terminal on stdin, without
-// echo. Ctrl-C there ends Run at once (errInterrupted); a SIGINT from
-// elsewhere ends it once Enter is pressed.
-func (r *runner) promptPassword(ctx context.Context, user string) (string, error) {
+// promptPassword reads a password (what: "Password", "API password") for
+// user from a terminal on stdin, without echo; without a terminal it
+// returns the usage error noTTY (a format with one %s, the user). Ctrl-C
+// there ends Run at once (errInterrupted); a SIGINT from elsewhere ends it
+// once Enter is pressed.
+func (r *runner) promptPassword(ctx context.Context, user, what, noTTY string) (string, error) {
 	f, ok := r.stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return "", UsageError("no password for %s: set CLOUDTOWER_PASSWORD (or --password), or use --token", user)
+		return "", UsageError(noTTY, user)
 	}
-	pw, err := readSecret(f, func() { fmt.Fprintf(r.errw, "Password for %s: ", user) })
+	pw, err := readSecret(f, func() { fmt.Fprintf(r.errw, "%s for %s: ", what, user) })
 	fmt.Fprintln(r.errw)
 	switch {
 	case errors.Is(err, errInterrupted):

@@ -329,28 +329,11 @@ func (r *runner) openCloudTower(ctx context.Context) (*cloudtower.Source, func()
 			fmt.Fprintf(r.errw, "%s: demo: watching an embedded fake CloudTower at %s (%d changes in its log, %g more per second)\n",
 				Name, d.url, r.f.DemoBacklog, r.f.DemoRate)
 		}
-		cc = cloudtower.Config{Host: d.url, Username: d.username, Password: d.password}
+		cc = cloudtower.Config{Host: d.url, Username: d.username, Password: d.password, APIUsername: d.apiUsername, APIPassword: d.apiPassword}
 	} else {
-		if cfg.Server == "" {
-			return nil, nil, UsageError("no server: set --server or CLOUDTOWER_SERVER (or try --demo)")
-		}
-		cc = cloudtower.Config{
-			Host: cfg.Server, Username: cfg.Username, Password: cfg.Password, UserSource: cfg.UserSource,
-			Token: cfg.Token, CAFile: cfg.CAFile, InsecureSkipVerify: cfg.InsecureSkipVerify,
-			Timeout: cfg.Timeout,
-		}
-		switch {
-		case cc.Token == "" && cc.Username == "":
-			return nil, nil, UsageError("no credentials: set --username and --password, or --token (or CLOUDTOWER_USERNAME and CLOUDTOWER_PASSWORD, or CLOUDTOWER_TOKEN)")
-		case cc.Token == "" && cc.Password == "":
-			pw, err := r.promptPassword(ctx, cc.Username)
-			if err != nil {
-				return nil, nil, err
-			}
-			cc.Password = pw
-		}
-		if cc.InsecureSkipVerify {
-			cfg.Warnf("--insecure-skip-verify: the server's TLS certificate is not verified: anyone on the network path can read the credentials and the changes; use --ca-file instead")
+		var err error
+		if cc, err = r.connection(ctx); err != nil {
+			return nil, nil, err
 		}
 	}
 	cc.Logger = cfg.Logger
@@ -514,7 +497,7 @@ func (r *runner) resumeHint(ce *stream.CompactedError) {
 // start flag, secrets replaced by their environment variables.
 func resumeCommand(args []string, rev stream.Revision) string {
 	out := []string{Name}
-	secret := map[string]string{"--password": "$CLOUDTOWER_PASSWORD", "--token": "$CLOUDTOWER_TOKEN"}
+	secret := map[string]string{"--password": "$CLOUDTOWER_PASSWORD", "--token": "$CLOUDTOWER_TOKEN", "--api-password": "$CLOUDTOWER_API_PASSWORD"}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		name, _, hasValue := strings.Cut(a, "=")

@@ -282,8 +282,8 @@ func RevisionOf(ev *models.ResourceChangeEvent) (stream.Revision, error) {
 
 // Watch watches s with the stream engine: it is
 // stream.Watch[*models.ResourceChangeEvent](ctx, s, opts...), with the same
-// defaults. The stream starts at the server's head unless After or
-// FromStart is given:
+// defaults. The stream starts at the server's head (FromNow) unless After
+// or FromStart is given:
 //
 //	for ev, err := range src.Watch(ctx, cloudtower.After(rev)) {
 //		if err != nil {
@@ -299,6 +299,10 @@ func (s *Source) Watch(ctx context.Context, opts ...stream.Option) iter.Seq2[*mo
 
 // After is stream.After: start after rev (exclusive).
 func After(rev stream.Revision) stream.Option { return stream.After(rev) }
+
+// FromStart is stream.FromStart: start from the oldest change the server
+// keeps.
+func FromStart() stream.Option { return stream.FromStart() }
 
 // FromNow is stream.FromNow: start at the server's head (the default).
 func FromNow() stream.Option { return stream.FromNow() }

@@ -40,9 +40,19 @@ var (
 	// (see ErrorChannel).
 	ErrNotStarted = errors.New("watch client not started")
 	// ErrInvalidParams is wrapped by the errors NewResourceChangeWatchClient
-	// and Start return for invalid parameters; the message says which.
-	ErrInvalidParams = errors.New("invalid watch client parameters")
+	// and Start return for invalid parameters; the message says which. It
+	// wraps stream.ErrInvalidOption.
+	ErrInvalidParams error = &wrapSentinel{msg: "invalid watch client parameters", err: stream.ErrInvalidOption}
 )
+
+// wrapSentinel is a sentinel error that wraps another one.
+type wrapSentinel struct {
+	msg string
+	err error
+}
+
+func (e *wrapSentinel) Error() string { return e.msg }
+func (e *wrapSentinel) Unwrap() error { return e.err }
 
 // WarningEvent is a non-fatal failure: a poll failed and will be retried.
 type WarningEvent struct {
@@ -80,7 +90,8 @@ type NewResourceChangeWatchClientParams struct {
 	// Client is the CloudTower client (required), for example from
 	// cloudtower.Dial.
 	Client *client.Cloudtower
-	// ClientOptions is applied to every request (may be nil).
+	// ClientOptions is applied to every request (may be nil), after the
+	// API credentials and headers below: an AuthInfo it sets wins.
 	ClientOptions resource_change_client.ClientOption
 	// MaxRetries is how many retries in a row may fail before the client
 	// stops with ErrorEventTypeRequest: 0 means DefaultMaxRetries (3), a
@@ -159,27 +170,41 @@ func (r *run) end() {
 // It checks params (nil params, a nil Client, a negative MaxRetries or
 // PollingInterval are errors wrapping ErrInvalidParams) and fills in the
 // defaults; params itself is not modified.
-func NewResourceChangeWatchClient(params *NewResourceChangeWatchClientParams) (*ResourceChangeWatchClient, error) {
+//
+// The source options extra, towerwatch's addition (the SDK's function has
+// params only), configure the polls further, for example with the API
+// credentials and headers that CloudTower's resource-change endpoint
+// wants, so that nobody has to write a ClientOption by hand:
+//
+//	w, err := watchor.NewResourceChangeWatchClient(params,
+//		cloudtower.APICredentials(apiUser, apiPassword), // HTTP Basic on GET /resource-changes
+//		cloudtower.BypassWhitelist())                   // x-bypass-whitelist: true
+//
+// They apply before params.ClientOptions, so an AuthInfo that a caller's
+// own ClientOptions sets wins. A client from cloudtower.Dial with
+// Config.APIUsername and Config.Headers needs none of them.
+func NewResourceChangeWatchClient(params *NewResourceChangeWatchClientParams, extra ...cloudtower.Option) (*ResourceChangeWatchClient, error) {
 	if params == nil {
-		return nil, fmt.Errorf("%w: params is nil: pass &watchor.NewResourceChangeWatchClientParams{Client: c}", ErrInvalidParams)
+		return nil, fmt.Errorf("%w: params is nil", ErrInvalidParams)
 	}
 	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidParams}, args...)...))
+	}
 	if params.Client == nil {
-		errs = append(errs, fmt.Errorf("%w: Client is required: use a *client.Cloudtower, for example from cloudtower.Dial", ErrInvalidParams))
+		bad("Client is nil")
 	}
 	if params.MaxRetries < 0 {
-		errs = append(errs, fmt.Errorf("%w: MaxRetries is %d: use 0 for the default (%d) or a positive number", ErrInvalidParams, params.MaxRetries, DefaultMaxRetries))
+		bad("MaxRetries %d is negative", params.MaxRetries)
 	}
 	if params.PollingInterval < 0 {
-		errs = append(errs, fmt.Errorf("%w: PollingInterval is %v: use 0 for the default (%v) or a positive duration", ErrInvalidParams, params.PollingInterval, DefaultPollingInterval))
+		bad("PollingInterval %v is negative", params.PollingInterval)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	opts := []cloudtower.Option{
-		cloudtower.ResourceTypes(params.ResourceTypes...),
-		cloudtower.ClientOptions(params.ClientOptions),
-	}
+	opts := append([]cloudtower.Option{cloudtower.ResourceTypes(params.ResourceTypes...)}, extra...)
+	opts = append(opts, cloudtower.ClientOptions(params.ClientOptions))
 	if params.ResourceID != nil {
 		opts = append(opts, cloudtower.ResourceID(*params.ResourceID))
 	}
@@ -219,7 +244,7 @@ func (c *ResourceChangeWatchClient) Start(params *ResourceChangeWatchStartParams
 	if params != nil && params.StartRevision != nil && *params.StartRevision != "" {
 		rev, err := stream.ParseRevision(*params.StartRevision)
 		if err != nil {
-			return fmt.Errorf("%w: StartRevision: %w: pass a revision from a change event or ErrorEvent.CompactRevision, or nil to start from now", ErrInvalidParams, err)
+			return fmt.Errorf("%w: StartRevision: %w", ErrInvalidParams, err)
 		}
 		from = stream.After(rev)
 	}
