@@ -104,6 +104,9 @@ func revisions(t *testing.T, lines []line) []uint64 {
 func TestPublishThenRead(t *testing.T) {
 	fake, _ := natstest.CloudTower(t, 3000)
 	fake.SetRandomFaults(3, 0.1, fakeserver.Fault500, fakeserver.Fault503)
+	// The bridge logs in with --username; the feed takes the login token
+	// too (API credentials are internal/cli's to test).
+	fake.SetChangesAuth(fakeserver.AuthEither)
 	srv := natstest.Start(t)
 	url := srv.ClientURL()
 	env := map[string]string{"CLOUDTOWER_PASSWORD": fake.Password()}
@@ -153,11 +156,11 @@ func TestPublishThenRead(t *testing.T) {
 		}
 	}
 	if len(vms) < 20 {
-		t.Fatalf("only %d VM updates", len(vms))
+		t.Fatalf("only %d Vm updates", len(vms))
 	}
 	var got []uint64
 	for i, limit := range []int{10, len(vms) - 10} {
-		args := []string{"--from-nats", url, "--types", "VM", "--action", "UPDATE",
+		args := []string{"--from-nats", url, "--types", fakeserver.TypeVM, "--action", "UPDATE",
 			"--checkpoint", ckpt, "--limit", strconv.Itoa(limit), "-q", "-o", "ndjson"}
 		if i == 0 {
 			args = append(args, "--from", "0") // then from the checkpoint

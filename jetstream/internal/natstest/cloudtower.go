@@ -12,7 +12,8 @@ import (
 )
 
 // CloudTower starts a fake CloudTower on loopback HTTP with n generated
-// changes (revisions 1..n, seed 1), logs in to it and returns both. The
+// changes (revisions 1..n, seed 1), logs in to it (the API credentials
+// for the resource changes, HTTP Basic) and returns both. The
 // server is closed and the client's connections are released when the
 // test ends.
 func CloudTower(tb testing.TB, n int) (*fakeserver.Server, *sdkclient.Cloudtower) {
@@ -24,7 +25,7 @@ func CloudTower(tb testing.TB, n int) (*fakeserver.Server, *sdkclient.Cloudtower
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := cloudtower.Dial(ctx, cloudtower.Config{
-		Host: fake.Host(), Scheme: "http", Username: fake.Username(), Password: fake.Password(),
+		Host: fake.Host(), Scheme: "http", Username: fake.Username(), Password: fake.Password(), APIUsername: fake.APIUsername(), APIPassword: fake.APIPassword(),
 		Timeout: 5 * time.Second,
 	})
 	if err != nil {
