@@ -5,25 +5,54 @@
 // SDK client with verified TLS and request timeouts.
 //
 //	c, err := cloudtower.Dial(ctx, cloudtower.Config{
-//		Host:     "tower.example.com",
-//		Username: "watcher",
-//		Password: os.Getenv("TOWER_PASSWORD"),
+//		Host:        "tower.example.com",
+//		Username:    "admin", // the login: a token for every other call
+//		Password:    os.Getenv("TOWER_PASSWORD"),
+//		APIUsername: "watcher", // API credentials: HTTP Basic on GET /resource-changes
+//		APIPassword: os.Getenv("TOWER_API_PASSWORD"),
 //	})
 //	if err != nil {
 //		return err // errors.Is(err, cloudtower.ErrUnauthorized), ...
 //	}
 //	src := cloudtower.New(c, cloudtower.ResourceTypes("Vm", "Host"))
-//	for ev, err := range cloudtower.Watch(ctx, src, stream.After(rev)) {
+//	for ev, err := range src.Watch(ctx, cloudtower.After(rev)) {
 //		if err != nil {
 //			return err // the stream has ended
 //		}
-//		handle(ev) // *ev.Revision, *ev.Action, *ev.ResourceType, ...
+//		handle(ev) // *ev.Revision, *ev.Action ("INSERT", "UPDATE", "DELETE"), *ev.ResourceType ("Vm"), ...
 //	}
 //
 // The delivery guarantees (ordered, unique, reliable, resumable, bounded,
 // prompt) are the stream package's; this package only maps CloudTower's
 // requests, responses and errors onto it. Resume after the last handled
-// revision with stream.After, or read it with RevisionOf.
+// revision with After (stream.After), or read it with RevisionOf; start
+// from the oldest retained change with FromStart, or at the head with
+// FromNow (the default).
+//
+// # Authentication
+//
+// CloudTower's API specification secures GET /resource-changes, and only
+// it, with HTTP Basic; every other operation takes the token of POST
+// /login in the Authorization header. Config therefore holds two kinds of
+// credentials: the login (Username and Password, or Token) and the API
+// credentials (APIUsername and APIPassword), which Dial sets as the
+// resource-change operation's AuthInfo, as the SDK intends. Either may be
+// given alone: API credentials are enough for watching; a login alone sends
+// the token on the feed too, which some servers accept. For a client not
+// made by Dial, the APICredentials source option does the same. On a 401 or
+// 403 of the feed, APIError.Credentials says which were sent (never their
+// values).
+//
+// Config.Headers are sent with every request, the login included, and
+// Config.BypassWhitelist adds "x-bypass-whitelist: true", which some
+// deployments require; the Header and BypassWhitelist source options do
+// the same for the polls of any client.
+//
+// Resource types are CloudTower's model names, case-sensitive: "Vm",
+// "Host", "Cluster", "VmVolume", "VmNic", "Label", relations such as
+// "_LabelToVm"; actions are "INSERT", "UPDATE" and "DELETE".
+// KnownResourceTypes lists the common ones and SuggestResourceType finds
+// the spelling of a near miss ("VM" -> "Vm").
 //
 // # Requests
 //
@@ -58,6 +87,7 @@
 //	408, 429, 5xx                            retried            - (Retry-After honoured, see below)
 //	network error, timeout, reset            retried            - (wraps the *url.Error ...)
 //	undecodable 200 (truncated, malformed)   retried            - (wraps the SDK's error)
+//	200 body over MaxResponseBytes           retried            stream.ErrProtocol (*TooLargeError)
 //	invalid currentRevision/compactRevision  retried            stream.ErrProtocol
 //	event without a valid revision           retried (page)     stream.ErrProtocol
 //
@@ -75,9 +105,19 @@
 // A token expires: the stream then ends with ErrUnauthorized. Dial again
 // and resume after the last handled revision.
 //
+// A 200 body is read through a bound (MaxResponseBytes, default
+// DefaultMaxResponseBytes): a broken proxy that streams an endless body
+// costs a retried poll and about that much memory, never more.
+//
+// Errors say what happened (the request, the status, the server's
+// message); what to do about them is in the doc comments of the sentinels
+// (ErrUnsupported, ErrUnauthorized, ErrBadRequest, ErrConfig).
+//
 // # Secrets
 //
-// Neither the password nor the token appears in an error, a log line or a
-// printed Config. Dial turns off the SDK runtime's DEBUG dump, which would
-// print both.
+// Neither a password nor the token appears in an error, a log line or a
+// printed Config (String, GoString, LogValue), nor do the values of
+// secret-looking Headers (Authorization, Cookie, anything naming a token,
+// key, secret or password). Dial turns off the SDK runtime's DEBUG dump,
+// which would print them.
 package cloudtower

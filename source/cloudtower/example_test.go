@@ -33,7 +33,7 @@ func Example() {
 
 	src := cloudtower.New(c, cloudtower.ResourceTypes(fakeserver.TypeVM, fakeserver.TypeHost))
 	n := 0
-	for ev, err := range src.Watch(ctx, cloudtower.After(stream.MustParseRevision("0"))) {
+	for ev, err := range src.Watch(ctx, cloudtower.FromStart()) {
 		if err != nil {
 			fmt.Println("ended:", err) // see the package documentation's error table
 			return

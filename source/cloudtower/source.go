@@ -47,7 +47,9 @@ type Option func(*Source)
 
 // ResourceTypes restricts the feed to changes of these resource types
 // (sent as resource_type, comma-joined; empty strings are ignored). A later
-// call replaces an earlier one; none means every type.
+// call replaces an earlier one; none means every type. The server spells
+// types as its models, case-sensitive ("Vm", "VmVolume", "_LabelToVm"): a
+// misspelt type matches nothing, silently (see SuggestResourceType).
 func ResourceTypes(types ...string) Option {
 	var keep []string
 	for _, t := range types {
@@ -66,7 +68,8 @@ func ResourceID(id string) Option {
 }
 
 // Action restricts the feed to one kind of change (action), as CloudTower
-// names it. The empty string means every action.
+// names it: "INSERT", "UPDATE" or "DELETE". The empty string means every
+// action.
 func Action(action string) Option {
 	return func(s *Source) { s.action = action }
 }
