@@ -27,7 +27,7 @@ const ExternalCloudTowerHeader = "external-cloudtower-id"
 
 // Source polls CloudTower's resource-change feed (GET /resource-changes)
 // through the SDK. It implements stream.Source[*models.ResourceChangeEvent];
-// use it with Watch or stream.Watch.
+// watch it with its Watch method, or with stream.Watch.
 //
 // A Source holds no state between polls and is safe for concurrent use.
 type Source struct {
