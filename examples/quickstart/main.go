@@ -20,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -41,13 +42,14 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, *n, *types); err != nil && !errors.Is(err, context.Canceled) {
+	if err := run(ctx, os.Stdout, *n, *types); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, n int, types string) error {
+// run watches until n changes (0: until ctx is done) were printed to w.
+func run(ctx context.Context, w io.Writer, n int, types string) error {
 	// The stand-in for CloudTower: 20 changes of history, then 5 new
 	// changes every 200 ms.
 	srv := fakeserver.New(fakeserver.Config{Seed: time.Now().UnixNano()})
@@ -83,7 +85,7 @@ func run(ctx context.Context, n int, types string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%6s  %-6s %-10s %s\n", *ev.Revision, str(ev.Action), str(ev.ResourceType), str(ev.ResourceID))
+		fmt.Fprintf(w, "%6s  %-6s %-10s %s\n", *ev.Revision, str(ev.Action), str(ev.ResourceType), str(ev.ResourceID))
 		if count++; count == n {
 			return nil
 		}

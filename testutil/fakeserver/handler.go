@@ -223,6 +223,19 @@ type changeOutcome struct {
 	hasStart bool
 }
 
+// authKind says what kind of Authorization header r carries (see
+// Request.Auth).
+func authKind(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	switch {
+	case h == "":
+		return ""
+	case len(h) > 6 && strings.EqualFold(h[:6], "basic "):
+		return "basic"
+	}
+	return "token"
+}
+
 // changesAuthorized reports whether r carries the credentials the
 // resource-change endpoint accepts.
 func (s *Server) changesAuthorized(r *http.Request) bool {
@@ -290,6 +303,7 @@ func (s *Server) serveChanges(r *http.Request) (rep reply) {
 		ResourceType:  q.Get("resource_type"),
 		ResourceID:    q.Get("resource_id"),
 		Action:        q.Get("action"),
+		Auth:          authKind(r),
 	}
 	refused, ok := s.admit(r, ResourceChangesPath, true)
 	var pq pageQuery

@@ -462,6 +462,10 @@ type Request struct {
 	ResourceType  string
 	ResourceID    string
 	Action        string
+	// Auth is the kind of Authorization header the request carried:
+	// "basic" (HTTP Basic, whatever the credentials), "token" (anything
+	// else) or "" (none). It never holds the credentials.
+	Auth string
 	// Status is the HTTP status served; 0 while the request is still being
 	// served, or if no status was sent (the connection was dropped, or the
 	// wait of FaultHang or FaultDelay was cut short).

@@ -121,6 +121,15 @@ func TestAuth(t *testing.T) {
 				if got := s.Stats().StatusCodes; got[401] != len(refused)+1 || got[200] != len(tc.ok)+1 {
 					t.Errorf("status codes %v", got)
 				}
+				reqs := s.Requests()
+				if len(reqs) != len(refused)+len(tc.ok) || reqs[0].Auth != "" || reqs[1].Auth != "token" || reqs[4].Auth != "basic" {
+					t.Errorf("recorded auth: %+v", reqs)
+				}
+				for _, r := range reqs {
+					if r.Auth != "" && r.Auth != "basic" && r.Auth != "token" {
+						t.Errorf("recorded auth %q", r.Auth)
+					}
+				}
 			})
 		})
 	}
@@ -652,9 +661,9 @@ func TestStatsAndRequests(t *testing.T) {
 	}
 	reqs := s.Requests()
 	wantReqs := []Request{
-		{StartRevision: "5", Limit: "5", Status: 503, Fault: Fault503},
-		{StartRevision: "5", Limit: "5", ResourceType: "Vm,Host", ResourceID: "x", Action: "INSERT", Status: 200},
-		{Limit: "zero", Status: 400},
+		{StartRevision: "5", Limit: "5", Auth: "basic", Status: 503, Fault: Fault503},
+		{StartRevision: "5", Limit: "5", ResourceType: "Vm,Host", ResourceID: "x", Action: "INSERT", Auth: "basic", Status: 200},
+		{Limit: "zero", Auth: "basic", Status: 400},
 	}
 	if !reflect.DeepEqual(reqs, wantReqs) {
 		t.Errorf("requests\n got %+v\nwant %+v", reqs, wantReqs)
