@@ -16,8 +16,9 @@ import (
 // Poll after r says about the delivery and handling of r, with and without
 // prefetching, while catching up and once caught up.
 func TestPollAfterMeansHandled(t *testing.T) {
-	for _, prefetch := range []bool{false, true} {
-		t.Run(fmt.Sprintf("prefetch=%v", prefetch), func(t *testing.T) {
+	for _, tc := range []struct{ prefetch, hint bool }{{false, false}, {true, false}, {true, true}} {
+		prefetch := tc.prefetch
+		t.Run(fmt.Sprintf("prefetch=%v/hint=%v", prefetch, tc.hint), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := newFeed(95)
 				var handled atomic.Uint64 // the revision whose loop body returned last
@@ -30,6 +31,11 @@ func TestPollAfterMeansHandled(t *testing.T) {
 				src := stream.NewSource(func(ctx context.Context, after stream.Revision, limit int) (stream.Page[change], error) {
 					h := handled.Load()
 					p, err := f.Poll(ctx, after, limit)
+					if tc.hint && err == nil && len(p.Items) > 0 {
+						// The response has arrived; decoding it takes a while.
+						stream.HintNext(ctx, stream.RevisionFromUint64(p.Items[len(p.Items)-1].Rev))
+						time.Sleep(time.Millisecond)
+					}
 					a, _ := after.Uint64()
 					mu.Lock()
 					calls = append(calls, call{after: a, handled: h, full: len(p.Items) == limit})
@@ -60,7 +66,10 @@ func TestPollAfterMeansHandled(t *testing.T) {
 					prev := calls[i]
 					switch {
 					case c.handled == c.after:
-					case prefetch && prev.full && c.handled == prev.after:
+					case prefetch && (prev.full || tc.hint) && c.handled == prev.after:
+						// With a hint, also after a page that turns out
+						// short: the hinted poll starts before the engine
+						// knows, and its page is dropped.
 						ahead++
 					default:
 						t.Errorf("poll %d after %d: %d handled (previous poll after %d, full page %v)",

@@ -106,7 +106,10 @@
 //     the poll holding r has not returned yet, after the hinted revision
 //     (which may be an estimate, no item's revision). What holds is the
 //     same as with prefetching: every item up to the after revision of
-//     the poll that hinted has been delivered and handled.
+//     the poll that hinted has been delivered and handled. That poll may
+//     turn out to find the stream caught up; the poll started on its hint
+//     is then cancelled or its page dropped, and the next poll follows the
+//     poll interval as usual.
 //   - With ParallelCatchUp, while catching up, the after revision of a
 //     poll may be an estimate ahead of what has been received: such a
 //     poll implies nothing about delivery. Once a poll finds the stream
