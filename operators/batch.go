@@ -26,16 +26,20 @@ const maxBatchPrealloc = 1024
 // ends, the pending batch is flushed. When ctx is done, the pending batch
 // is flushed and the sequence ends with ctx.Err().
 //
-// n < 1 or wait < 0 is an error wrapping ErrInvalidArgument, yielded as the
-// only value.
+// n < 1 or wait < 0 is an error wrapping stream.ErrInvalidOption, yielded
+// as the only value.
 //
 // Batch reads seq in one goroutine per pass, which fills the next batch
 // while the consumer handles the current one: it reads ahead of the
 // consumer by at most one batch (n values), and hands batches over, not
 // values, so the cost per value is an append under an uncontended lock.
-// The goroutine stops when the loop ends: see the package documentation
-// for the case of an upstream blocked before its next value (build seq
-// with ctx and cancel ctx after the loop).
+// Build seq with ctx and cancel ctx when the loop is done, or that
+// goroutine outlives the loop until seq's next value (see the package
+// documentation):
+//
+//	ctx, cancel := context.WithCancel(ctx)
+//	defer cancel() // stops the reading goroutine, whatever ends the loop
+//	for batch, err := range operators.Batch(ctx, stream.Watch(ctx, src), 100, time.Second) {
 func Batch[T any](ctx context.Context, seq iter.Seq2[T, error], n int, wait time.Duration) iter.Seq2[[]T, error] {
 	return func(yield func([]T, error) bool) {
 		if n < 1 {

@@ -212,7 +212,7 @@ func TestBatchInvalid(t *testing.T) {
 		if len(g.vals) != 0 || len(g.errs) != 1 {
 			t.Fatalf("Batch(%d, %v): got %v, want one error", c.n, c.wait, g)
 		}
-		wantErrIs(t, g.errs[0], ErrInvalidArgument)
+		wantErrIs(t, g.errs[0], stream.ErrInvalidOption)
 	}
 }
 
@@ -221,7 +221,7 @@ func TestBatchOverWatch(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		src := newMemSource(10, true)
-		events := stream.Watch(ctx, src.source(), fastOpts(stream.After(rev(0)))...)
+		events := stream.Watch(ctx, src.source(), fastOpts(stream.FromStart())...)
 		var got []uint64
 		var end error
 		for b, err := range Batch(ctx, events, 4, 50*time.Millisecond) {
@@ -243,7 +243,7 @@ func TestBatchOverWatchBreakThenCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		src := newMemSource(3, false) // then caught up: the watch waits between polls
-		events := stream.Watch(ctx, src.source(), fastOpts(stream.After(rev(0)))...)
+		events := stream.Watch(ctx, src.source(), fastOpts(stream.FromStart())...)
 		for b, err := range Batch(ctx, events, 10, 5*time.Millisecond) {
 			if err != nil {
 				t.Fatal(err)

@@ -37,8 +37,22 @@ const DefaultSubscriberBuffer = 64
 
 // BroadcastOption configures a Broadcaster's subscribers: given to
 // Broadcast, it sets the default for every subscriber; given to Subscribe,
-// it applies to that subscriber.
+// it applies to that subscriber. Each constructor checks its argument: a
+// bad one is recorded as an error wrapping stream.ErrInvalidOption, which
+// Err returns at once and Subscribe yields as the only value.
 type BroadcastOption func(*subConfig)
+
+// Err returns the error o records for a bad argument (wrapping
+// stream.ErrInvalidOption), or nil, so that a caller can check an option
+// where its value is given.
+func (o BroadcastOption) Err() error {
+	if o == nil {
+		return nil
+	}
+	var c subConfig
+	o(&c)
+	return c.err
+}
 
 type subConfig struct {
 	buffer int
@@ -174,7 +188,7 @@ func (b *Broadcaster[T]) notify() {
 // The sequence ends when the upstream ends (after its final error), with
 // ctx.Err() when ctx is done, or, under DropSlow, with an error wrapping
 // ErrSlowSubscriber. Bad options, or a nil open function, are an error
-// wrapping ErrInvalidArgument, yielded as the only value.
+// wrapping stream.ErrInvalidOption, yielded as the only value.
 func (b *Broadcaster[T]) Subscribe(ctx context.Context, opts ...BroadcastOption) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		var zero T

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/towerwatch/towerwatch/stream"
 )
 
 // upstream is a Broadcaster's upstream driven by the test: every pass
@@ -385,16 +387,16 @@ func TestBroadcastWaitSubscribers(t *testing.T) {
 func TestBroadcastInvalid(t *testing.T) {
 	b := Broadcast(context.Background(), (func(context.Context) iter.Seq2[int, error])(nil))
 	g := collect(b.Subscribe(context.Background()))
-	wantErrIs(t, g.errs[0], ErrInvalidArgument)
+	wantErrIs(t, g.errs[0], stream.ErrInvalidOption)
 	u := newUpstream()
 	b = Broadcast(context.Background(), u.open, Buffer(-1))
 	g = collect(b.Subscribe(context.Background()))
-	wantErrIs(t, g.errs[0], ErrInvalidArgument)
+	wantErrIs(t, g.errs[0], stream.ErrInvalidOption)
 	g = collect(Broadcast(context.Background(), u.open).Subscribe(context.Background(), WhenSlow(7)))
 	if len(g.errs) != 1 || len(g.vals) != 0 {
 		t.Fatalf("got %v, want one error", g)
 	}
-	wantErrIs(t, g.errs[0], ErrInvalidArgument)
+	wantErrIs(t, g.errs[0], stream.ErrInvalidOption)
 	if p, _ := u.counts(); p != 0 {
 		t.Fatalf("%d passes started for invalid subscriptions", p)
 	}

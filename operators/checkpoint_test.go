@@ -207,7 +207,7 @@ func TestCheckpointCancelWhileWaiting(t *testing.T) {
 		st := &memStore{}
 		time.AfterFunc(time.Second, cancel)
 		var end error
-		for _, err := range Checkpoint(ctx, stream.Watch(ctx, src.source(), fastOpts(stream.After(rev(0)))...), st, eventRev) {
+		for _, err := range Checkpoint(ctx, stream.Watch(ctx, src.source(), fastOpts(stream.FromStart())...), st, eventRev) {
 			if err != nil {
 				end = err
 			}
@@ -247,22 +247,41 @@ func TestCheckpointInvalid(t *testing.T) {
 		if len(g.vals) != 0 || len(g.errs) != 1 {
 			t.Fatalf("case %d: got %v, want one error", i, g)
 		}
-		wantErrIs(t, g.errs[0], ErrInvalidArgument)
+		wantErrIs(t, g.errs[0], stream.ErrInvalidOption)
 	}
 }
 
 func TestLoadAfter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := &memStore{rev: rev(7)}
-		after, err := LoadAfter(t.Context(), st)
+		after, err := LoadAfter(t.Context(), st, stream.FromStart())
 		if err != nil {
 			t.Fatal(err)
 		}
 		src := newMemSource(9, true)
 		g := collect(stream.Watch(t.Context(), src.source(), append(fastOpts(), after)...))
 		wantEqual(t, "revisions", revs(g.vals), []uint64{8, 9})
-		_, err = LoadAfter(t.Context(), &failingLoad{})
+
+		// Nothing stored: the start given for that case, or from now.
+		empty := &memStore{}
+		after, err = LoadAfter(t.Context(), empty, stream.FromStart())
+		if err != nil {
+			t.Fatal(err)
+		}
+		g = collect(stream.Watch(t.Context(), src.source(), append(fastOpts(), after)...))
+		wantEqual(t, "revisions from the start", revs(g.vals), seqRange(1, 9))
+		after, err = LoadAfter(t.Context(), empty, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after == nil || after.Err() != nil {
+			t.Fatalf("LoadAfter(nil) with nothing stored = %v, want a valid option (from now)", after)
+		}
+
+		_, err = LoadAfter(t.Context(), &failingLoad{}, nil)
 		wantErrIs(t, err, errBoom)
+		_, err = LoadAfter(t.Context(), nil, nil)
+		wantErrIs(t, err, stream.ErrInvalidOption)
 	})
 }
 

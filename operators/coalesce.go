@@ -26,14 +26,20 @@ import (
 // ends with ctx.Err().
 //
 // A nil key function or window <= 0 is an error wrapping
-// ErrInvalidArgument, yielded as the only value.
+// stream.ErrInvalidOption, yielded as the only value.
 //
 // CoalesceByKey reads seq in one goroutine per pass, like Batch. That
 // goroutine coalesces the values of the open window itself and hands the
 // whole window over when it closes, so the cost per value is a map update
 // under an uncontended lock. It calls key, never while the loop body runs;
-// a panic in key is raised again on the goroutine of the range loop. See
-// the package documentation for how the reading goroutine is stopped.
+// a panic in key is raised again on the goroutine of the range loop.
+// Build seq with ctx and cancel ctx when the loop is done, or that
+// goroutine outlives the loop until seq's next value (see the package
+// documentation):
+//
+//	ctx, cancel := context.WithCancel(ctx)
+//	defer cancel() // stops the reading goroutine, whatever ends the loop
+//	for ev, err := range operators.CoalesceByKey(ctx, stream.Watch(ctx, src), id, time.Second) {
 func CoalesceByKey[T any, K comparable](ctx context.Context, seq iter.Seq2[T, error], key func(T) K, window time.Duration) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		var zero T

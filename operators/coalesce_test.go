@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/towerwatch/towerwatch/stream"
 )
 
 // change is a test value: the newest state of object ID at revision Rev.
@@ -297,13 +299,13 @@ func TestCoalesceByKeyInvalid(t *testing.T) {
 		if len(g.vals) != 0 || len(g.errs) != 1 {
 			t.Fatalf("window %v: got %v, want one error", w, g)
 		}
-		wantErrIs(t, g.errs[0], ErrInvalidArgument)
+		wantErrIs(t, g.errs[0], stream.ErrInvalidOption)
 	}
 	g := collect(CoalesceByKey[change, string](context.Background(), seqOf(nil, change{"a", 1}), nil, time.Second))
 	if len(g.errs) != 1 {
 		t.Fatalf("nil key: got %v, want one error", g)
 	}
-	wantErrIs(t, g.errs[0], ErrInvalidArgument)
+	wantErrIs(t, g.errs[0], stream.ErrInvalidOption)
 }
 
 func TestCoalescerBoundedMemory(t *testing.T) {

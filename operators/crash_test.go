@@ -143,16 +143,9 @@ func TestCheckpointCrashChild(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	store := NewFileStore(filepath.Join(dir, "checkpoint.json"))
-	after, err := LoadAfter(ctx, store)
+	after, err := LoadAfter(ctx, store, stream.FromStart()) // first run: from the beginning
 	if err != nil {
 		t.Fatal(err)
-	}
-	start, err := store.Load(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if start.IsZero() {
-		after = stream.After(rev(0)) // first run: from the beginning
 	}
 	src := newMemSource(crashEvents, true)
 	events := stream.Watch(ctx, src.source(), after, stream.PageSize(50), stream.Logger(discardLogger))

@@ -25,36 +25,76 @@
 //
 // # Blocking and goroutines
 //
-// Filter, Map, Checkpoint and Resume run entirely on the goroutine of the
-// range loop: no goroutine, no channel, no buffering. The loop body runs on
-// that goroutine for every operator.
+// Filter, Map, Resume and Checkpoint (without SaveWhenIdle) run entirely
+// on the goroutine of the range loop: no goroutine, no channel, no
+// buffering. The loop body runs on that goroutine for every operator.
 //
-// Batch and CoalesceByKey need to act while the upstream is silent (a
-// partial batch whose wait has passed), so each pass reads its upstream in
-// one extra goroutine. Batch's goroutine fills the next batch while the
-// consumer handles the current one and hands over whole batches: it reads
-// ahead of the consumer by at most one batch. CoalesceByKey's goroutine
-// coalesces the open window itself and hands the whole window over when it
-// closes; while the consumer handles a window, it waits, with at most one
-// value read ahead. Broadcast reads its upstream in one goroutine per pass, shared by all subscribers, ahead
+// Batch, CoalesceByKey and Checkpoint with SaveWhenIdle need to act while
+// the upstream is silent (a partial batch whose wait has passed, a window
+// that closes, an idle save), so each pass reads its upstream in one extra
+// goroutine. Batch's goroutine fills the next batch while the consumer
+// handles the current one and hands over whole batches: it reads ahead of
+// the consumer by at most one batch. CoalesceByKey's goroutine coalesces
+// the open window itself and hands the whole window over when it closes;
+// while the consumer handles a window, it waits, with at most one value
+// read ahead. Checkpoint's hands values over one at a time. Broadcast reads
+// its upstream in one goroutine per pass, shared by all subscribers, ahead
 // of each subscriber by at most that subscriber's buffer.
 //
-// Every goroutine an operator starts is stopped when the consumer breaks,
-// when its context is done and when the upstream ends. One limit applies to
-// any operator over a plain iter.Seq2: a sequence cannot be interrupted
-// while it is blocked before its next value (a caught-up Watch waiting for
-// a change), except through its own context. An operator's goroutine
-// blocked there stops the upstream at its next value, or when the upstream
-// ends. So build the upstream with the same context, and cancel that
-// context when the loop is done (defer cancel()): then nothing outlives the
-// loop. Broadcaster owns its upstream (it opens it with a context of its
-// own), so it stops it itself.
+// # Who stops the reading goroutine: cancel the context
+//
+// The rule, for every operator that reads a plain iter.Seq2 in a
+// goroutine: build the upstream with the same context you give the
+// operator, and cancel that context when the loop is done:
+//
+//	ctx, cancel := context.WithCancel(ctx)
+//	defer cancel() // frees the reading goroutines, whatever ends the loop
+//
+// Why: an operator's goroutine blocked inside its upstream, waiting for
+// the next value (a caught-up stream.Watch waiting for a change), cannot
+// be interrupted from outside: an iter.Seq2 has no way to be stopped but
+// its own context. When the loop ends (break, return, panic, ctx), the
+// operator tells its goroutine at once, and the goroutine returns as soon
+// as it gets control back: at the upstream's next value (which it drops),
+// when the upstream ends, or, with the cancel, right away. Without the
+// cancel, the goroutine and whatever the upstream holds (for a stream, its
+// poll loop and connections) outlive the loop until the next change
+// arrives; TestReaderGoroutineOwnership shows both cases. The operator's
+// own ctx being done ends the sequence (flushing what it holds, then
+// ctx.Err()) even if the upstream ignores ctx.
+//
+// Why not join the goroutine instead: joining means waiting, inside the
+// range statement, for a goroutine that is blocked in the upstream until
+// the upstream's context is cancelled, which a deferred cancel only does
+// after the range statement returns: every break over a caught-up stream
+// would hang. Taking the upstream as func(ctx) iter.Seq2 (as Broadcast,
+// which owns and reopens its upstream, does) would let the operator cancel
+// and join, but every stage of a pipeline would then be a closure around
+// the previous one, and Batch over CoalesceByKey over Filter would no
+// longer compose as plain function calls over one type. The one context
+// of the pipeline already is the handle that stops it; the rule keeps the
+// operators composable and costs one deferred call per pipeline.
+//
+// Broadcaster owns its upstream (it opens it with a context of its own),
+// so it stops it itself, and joins its goroutine when the last subscriber
+// leaves.
 //
 // # Ordering
 //
 // Operators keep the upstream's order. CoalesceByKey drops superseded
 // values and emits the survivors in the order of their newest occurrence,
 // which for a stream is revision order.
+//
+// # Options
+//
+// Operators follow towerwatch's one option style: functional options
+// (ResumeOption, CheckpointOption, BroadcastOption) whose constructors
+// check their argument and record a bad one as an error wrapping
+// stream.ErrInvalidOption; each option type has an Err method that returns
+// it at once, so a caller can check a value where it is given (a flag, a
+// config file). Required arguments are positional and checked when the
+// sequence starts. Either way, the error is the only value of the
+// sequence.
 //
 // # Errors
 //
@@ -65,7 +105,7 @@
 // (Batch, CoalesceByKey) first flush what they hold, then pass the error.
 //
 // An operator's own errors are final: a bad argument (wrapping
-// ErrInvalidArgument) is the only value of the sequence, and a checkpoint
+// stream.ErrInvalidOption) is the only value of the sequence, and a checkpoint
 // that cannot be saved ends the sequence. When an operator's own context
 // is done, it flushes what it holds and ends with ctx.Err().
 //

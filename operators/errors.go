@@ -1,15 +1,14 @@
 package operators
 
 import (
-	"errors"
 	"fmt"
+
+	"github.com/towerwatch/towerwatch/stream"
 )
 
-// ErrInvalidArgument is wrapped by the error an operator yields, as the
-// only value of its sequence, when it is given a bad argument (a batch
-// size below one, a negative wait, a nil function).
-var ErrInvalidArgument = errors.New("invalid argument")
-
+// invalid returns the error for a bad argument or option: it wraps
+// stream.ErrInvalidOption, the one sentinel for bad arguments in every
+// package of this module.
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("operators: %w: "+format, append([]any{ErrInvalidArgument}, args...)...)
+	return fmt.Errorf("operators: %w: "+format, append([]any{stream.ErrInvalidOption}, args...)...)
 }

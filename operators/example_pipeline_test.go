@@ -33,18 +33,16 @@ type Mirror interface {
 // holds the revision of the last applied batch), survives network failures,
 // and re-lists when the history it needed was compacted away.
 func mirrorVMs(ctx context.Context, src *cloudtower.Source, store operators.CheckpointStore, m Mirror, latency time.Duration) error {
-	after, err := store.Load(ctx) // errors.Is(err, operators.ErrCorruptCheckpoint): fix or delete the file
+	// After the stored revision; on the first run, from the oldest change kept.
+	after, err := operators.LoadAfter(ctx, store, stream.FromStart()) // errors.Is(err, operators.ErrCorruptCheckpoint): fix or delete the file
 	if err != nil {
 		return err
-	}
-	if after.IsZero() {
-		after = stream.MustParseRevision("0") // first run: from the oldest change kept
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops the goroutines of CoalesceByKey and Batch, whatever ends the loop
 
 	events := operators.Resume(ctx, src, // reopens after the last delivered revision on failure
-		operators.StartAfter(after),
+		operators.WithStreamOptions(after),
 		operators.OnCompaction(operators.Restart)) // a gap notice, then go on (default: fail)
 	vms := operators.Filter(events, isVMChange)
 	latest := operators.CoalesceByKey(ctx, vms, resourceID, latency)
@@ -67,7 +65,7 @@ func mirrorVMs(ctx context.Context, src *cloudtower.Source, store operators.Chec
 }
 
 func isVMChange(ev *models.ResourceChangeEvent) bool {
-	return ev.ResourceType != nil && *ev.ResourceType == "VM"
+	return ev.ResourceType != nil && *ev.ResourceType == "Vm" // CloudTower's model name
 }
 
 func resourceID(ev *models.ResourceChangeEvent) string {
@@ -137,7 +135,7 @@ func Example_composingPipelines() {
 	defer srv.Close()
 	srv.StartHTTP()
 	c, err := cloudtower.Dial(context.Background(), cloudtower.Config{
-		Host: srv.Host(), Scheme: "http", Username: srv.Username(), Password: srv.Password(),
+		Host: srv.Host(), Scheme: "http", Username: srv.Username(), Password: srv.Password(), APIUsername: srv.APIUsername(), APIPassword: srv.APIPassword(),
 	})
 	if err != nil {
 		panic(err)
@@ -167,8 +165,8 @@ func Example_composingPipelines() {
 			errors.Is(err, context.Canceled), len(mirror.ids), equalSets(mirror.ids, want), checkpoint)
 	}
 	// Output:
-	// stopped: true; 25 VMs, same as the server's: true; checkpoint 300
-	// stopped: true; 46 VMs, same as the server's: true; checkpoint 500
+	// stopped: true; 24 VMs, same as the server's: true; checkpoint 300
+	// stopped: true; 41 VMs, same as the server's: true; checkpoint 499
 }
 
 func equalSets(a, b map[string]bool) bool {

@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
-
 	"github.com/towerwatch/towerwatch/operators"
 	"github.com/towerwatch/towerwatch/stream"
 )
@@ -68,7 +66,7 @@ var demo = []Change{
 // short poll interval (the feed's end is noticed one interval after its
 // last change).
 var (
-	fromStart = stream.After(stream.RevisionFromUint64(0))
+	fromStart = stream.FromStart()
 	quiet     = stream.Logger(slog.New(slog.DiscardHandler))
 	fast      = stream.PollInterval(time.Millisecond)
 	opts      = []stream.Option{fromStart, quiet, fast}
@@ -159,10 +157,9 @@ func ExampleResume() {
 	// retry (MaxRetries(1)), and Resume reopens it after revision 3.
 	src := exampleSource(demo, 3)
 	seq := operators.Resume(ctx, src,
-		operators.StartAfter(stream.RevisionFromUint64(0)),
-		operators.WithStreamOptions(quiet, fast, stream.PageSize(3), stream.MaxRetries(1),
+		operators.WithStreamOptions(stream.FromStart(), quiet, fast, stream.PageSize(3), stream.MaxRetries(1),
 			stream.Backoff(time.Millisecond, time.Millisecond)),
-		operators.ReopenBackoff(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Millisecond) }),
+		operators.ReopenBackoff(stream.RetryPolicy{Min: time.Millisecond, Max: time.Millisecond, MaxRetries: stream.NoRetryLimit}),
 		operators.OnReopen(func(err error) { fmt.Println("reopening:", errors.Is(err, stream.ErrRetriesExhausted)) }),
 		operators.OnCompaction(operators.Restart))
 	for c, err := range seq {
@@ -197,12 +194,10 @@ func ExampleCheckpoint() {
 	// One run of a consumer: start after the stored revision, record each
 	// change once handled.
 	run := func(stopAt uint64) {
-		after, err := operators.LoadAfter(ctx, store)
+		// Nothing stored yet (the first run): from the beginning.
+		after, err := operators.LoadAfter(ctx, store, stream.FromStart())
 		if err != nil {
 			panic(err) // a corrupt file: errors.Is(err, operators.ErrCorruptCheckpoint)
-		}
-		if rev, _ := store.Load(ctx); rev.IsZero() {
-			after = fromStart // nothing stored yet: from the beginning
 		}
 		events := stream.Watch(ctx, src, after, quiet, fast)
 		for c, err := range operators.Checkpoint(ctx, events, store, src.Revision, operators.SaveEvery(2)) {

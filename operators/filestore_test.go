@@ -100,7 +100,7 @@ func TestFileStoreErrors(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := NewFileStore(filepath.Join(dir, "checkpoint.json"))
-	wantErrIs(t, s.Save(ctx, stream.Revision{}), ErrInvalidArgument)
+	wantErrIs(t, s.Save(ctx, stream.Revision{}), stream.ErrInvalidOption)
 	missing := NewFileStore(filepath.Join(dir, "no", "such", "dir", "checkpoint.json"))
 	if err := missing.Save(ctx, rev(1)); err == nil {
 		t.Fatal("Save into a missing directory succeeded")

@@ -6,8 +6,8 @@ import "iter"
 // Errors pass through unchanged (keep is not called for them).
 //
 // Filter runs on the range goroutine and allocates nothing per value.
-// A nil keep is an error wrapping ErrInvalidArgument, yielded as the only
-// value.
+// A nil keep is an error wrapping stream.ErrInvalidOption, yielded as the
+// only value.
 func Filter[T any](seq iter.Seq2[T, error], keep func(T) bool) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		if keep == nil {

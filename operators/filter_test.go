@@ -5,6 +5,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/towerwatch/towerwatch/stream"
 )
 
 func isEven(v int) bool { return v%2 == 0 }
@@ -54,7 +56,7 @@ func TestFilterNil(t *testing.T) {
 	if len(g.vals) != 0 || len(g.errs) != 1 {
 		t.Fatalf("got %v, want one error", g)
 	}
-	wantErrIs(t, g.errs[0], ErrInvalidArgument)
+	wantErrIs(t, g.errs[0], stream.ErrInvalidOption)
 }
 
 func TestFilterCancelWhileWaiting(t *testing.T) {

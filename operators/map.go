@@ -6,8 +6,8 @@ import "iter"
 // unchanged, paired with the zero U (fn is not called for them).
 //
 // Map runs on the range goroutine and allocates nothing per value beyond
-// what fn allocates. A nil fn is an error wrapping ErrInvalidArgument,
-// yielded as the only value.
+// what fn allocates. A nil fn is an error wrapping
+// stream.ErrInvalidOption, yielded as the only value.
 func Map[T, U any](seq iter.Seq2[T, error], fn func(T) U) iter.Seq2[U, error] {
 	return func(yield func(U, error) bool) {
 		if fn == nil {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/towerwatch/towerwatch/stream"
 )
 
 func TestMap(t *testing.T) {
@@ -49,7 +51,7 @@ func TestMapNil(t *testing.T) {
 	if len(g.vals) != 0 || len(g.errs) != 1 {
 		t.Fatalf("got %v, want one error", g)
 	}
-	wantErrIs(t, g.errs[0], ErrInvalidArgument)
+	wantErrIs(t, g.errs[0], stream.ErrInvalidOption)
 }
 
 func TestMapCancelWhileWaiting(t *testing.T) {

@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"sync"
 	"time"
-
-	"github.com/cenkalti/backoff/v5"
 
 	"github.com/towerwatch/towerwatch/internal/ctxtime"
 	"github.com/towerwatch/towerwatch/stream"
@@ -34,7 +31,7 @@ type GapError struct {
 }
 
 func (e *GapError) Error() string {
-	return fmt.Sprintf("gap in the change stream: changes after %s up to %s were compacted away; re-list, then continue after %s", e.From, e.To, e.To)
+	return fmt.Sprintf("gap in the change stream: revisions after %s up to %s compacted away", e.From, e.To)
 }
 
 // Is reports whether target is ErrGap.
@@ -52,45 +49,72 @@ const (
 	Restart
 )
 
-// ResumeOption configures Resume.
+// ResumeOption configures Resume. Each constructor checks its argument: a
+// bad one is recorded as an error wrapping stream.ErrInvalidOption, which
+// Err returns at once and Resume yields as the only value of its sequence.
 type ResumeOption func(*resumeConfig)
+
+// Err returns the error o records for a bad argument (wrapping
+// stream.ErrInvalidOption), or nil, so that a caller can check an option
+// where its value is given. For WithStreamOptions, that includes the
+// errors of the stream options (stream.Validate).
+func (o ResumeOption) Err() error {
+	if o == nil {
+		return nil
+	}
+	var c resumeConfig
+	o(&c)
+	if c.err != nil {
+		return c.err
+	}
+	return stream.Validate(c.streamOpts...)
+}
 
 type resumeConfig struct {
 	streamOpts []stream.Option
 	start      stream.Revision
 	hasStart   bool
 	policy     CompactionPolicy
-	maxReopens int // -1: no limit
-	backoff    func() backoff.BackOff
+	reopen     stream.RetryPolicy
 	onReopen   func(error)
 	err        error
 }
 
-// DefaultReopenBackoff returns the backoff Resume uses between reopens by
-// default: exponential from 1 s to 30 s, with jitter, never giving up.
-func DefaultReopenBackoff() backoff.BackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = time.Second
-	b.MaxInterval = 30 * time.Second
-	return b
+// DefaultReopenBackoff returns the policy Resume reopens with by default:
+// waits from 1 s growing 1.5-fold to 30 s, jitter 0.5, never giving up.
+func DefaultReopenBackoff() stream.RetryPolicy {
+	return stream.RetryPolicy{
+		Min:        time.Second,
+		Max:        30 * time.Second,
+		Multiplier: 1.5,
+		Jitter:     0.5,
+		MaxRetries: stream.NoRetryLimit,
+	}
 }
 
 // WithStreamOptions passes options to every stream.Watch that Resume opens.
 // Resume adds its own stream.After on each reopen, which overrides a start
-// position given here; the one given here (or StartAfter) applies to the
-// first open.
+// position given here; the one given here (stream.After, stream.FromStart,
+// stream.FromNow, or the option LoadAfter returns) applies to the first
+// open, unless StartAfter is given too.
 func WithStreamOptions(opts ...stream.Option) ResumeOption {
 	return func(c *resumeConfig) { c.streamOpts = append(c.streamOpts, opts...) }
 }
 
-// StartAfter starts the first stream after rev, as stream.After does (the
-// zero Revision means from now). Use it with a checkpoint:
+// StartAfter starts the first stream after rev, as stream.After does. rev
+// must not be the zero Revision; for a checkpoint that may hold nothing
+// yet, use LoadAfter and pass its option with WithStreamOptions:
 //
-//	rev, err := store.Load(ctx)
+//	after, err := operators.LoadAfter(ctx, store, stream.FromStart())
 //	...
-//	operators.Resume(ctx, src, operators.StartAfter(rev))
+//	operators.Resume(ctx, src, operators.WithStreamOptions(after))
 func StartAfter(rev stream.Revision) ResumeOption {
-	return func(c *resumeConfig) { c.start, c.hasStart = rev, true }
+	return func(c *resumeConfig) {
+		if rev.IsZero() {
+			c.fail("StartAfter: zero revision")
+		}
+		c.start, c.hasStart = rev, true
+	}
 }
 
 // OnCompaction sets the compaction policy: Fail (the default) or Restart.
@@ -105,30 +129,36 @@ func OnCompaction(p CompactionPolicy) ResumeOption {
 
 // MaxReopens bounds the reopens in a row that deliver nothing: once n
 // reopens have each ended again before delivering a value, Resume ends
-// with the last failure. A delivered value resets the count. The default
-// is no limit. A compaction restart counts as a reopen: with
-// MaxReopens(0), Resume never reopens, and a compaction ends it with the
-// *stream.CompactedError even under the Restart policy.
+// with the last failure. A delivered value resets the count. It sets the
+// MaxRetries of the reopen policy (see ReopenBackoff), whose default is
+// stream.NoRetryLimit: no limit. A compaction restart counts as a reopen:
+// with MaxReopens(0), Resume never reopens, and a compaction ends it with
+// the *stream.CompactedError even under the Restart policy. n must not be
+// below stream.NoRetryLimit.
 func MaxReopens(n int) ResumeOption {
 	return func(c *resumeConfig) {
-		if n < 0 {
-			c.fail("MaxReopens(%d): must not be negative", n)
+		if n < stream.NoRetryLimit {
+			c.fail("MaxReopens(%d): below stream.NoRetryLimit", n)
 		}
-		c.maxReopens = n
+		c.reopen.MaxRetries = n
 	}
 }
 
-// ReopenBackoff sets the wait between a failure and the reopen that
-// follows; newBackOff is called once per pass over the sequence. The
-// backoff is reset when a value is delivered. When it returns
-// backoff.Stop, Resume ends with the last failure. A compaction restart
-// does not wait. The default is DefaultReopenBackoff.
-func ReopenBackoff(newBackOff func() backoff.BackOff) ResumeOption {
+// ReopenBackoff sets the policy for reopening (default
+// DefaultReopenBackoff()): the wait between a failure and the reopen that
+// follows (Min, Max, Multiplier, Jitter, and a Retry-After the failure
+// carries) and, as MaxRetries, how many reopens in a row may deliver
+// nothing (see MaxReopens, which changes that one field). The count and
+// the wait are reset when a value is delivered. A compaction restart
+// counts, but does not wait. As everywhere in towerwatch, zero MaxRetries
+// gives up at once: start from DefaultReopenBackoff() to change one field.
+// p must be valid (p.Validate).
+func ReopenBackoff(p stream.RetryPolicy) ResumeOption {
 	return func(c *resumeConfig) {
-		if newBackOff == nil {
-			c.fail("ReopenBackoff(nil)")
+		if err := p.Validate(); err != nil && c.err == nil {
+			c.err = fmt.Errorf("operators: Resume: ReopenBackoff: %w", err)
 		}
-		c.backoff = newBackOff
+		c.reopen = p
 	}
 }
 
@@ -150,17 +180,17 @@ func (c *resumeConfig) fail(format string, args ...any) {
 // revision, so that the consumer sees one unbroken stream: ordered, no
 // revision twice, none skipped.
 //
-// Failures that reopen: a *stream.RetryError (the stream's own retries,
-// bounded by stream.MaxRetries, ran out), and any other error that is not
-// one of the following. Errors that end the sequence: ctx.Err() when ctx
-// is done, an error marked with stream.Fatal, an invalid option
-// (stream.ErrInvalidOption or ErrInvalidArgument), and a compaction under
-// the Fail policy. Under the Restart policy, a compaction yields a
-// *GapError (not final: see GapError), then the stream reopens after the
-// compact revision.
+// What reopens is decided by stream.IsFinal, the one rule of towerwatch:
+// a *stream.RetryError (the stream's own retries, bounded by
+// stream.MaxRetries, ran out) reopens, at the position it carries if
+// nothing was delivered yet; final errors end the sequence: ctx.Err() when
+// ctx is done, an error marked with stream.Fatal, an invalid option
+// (stream.ErrInvalidOption), and a compaction under the Fail policy. Under
+// the Restart policy, a compaction yields a *GapError (not final: see
+// GapError), then the stream reopens after the compact revision.
 //
-// Reopens are bounded by MaxReopens and spaced by ReopenBackoff (by
-// default, no limit, and 1 s to 30 s). Each reopen is reported to the
+// Reopens follow the ReopenBackoff policy (by default, no limit, and 1 s
+// to 30 s apart); see also MaxReopens. Each reopen is reported to the
 // OnReopen hook.
 //
 // Resume runs on the range goroutine (the stream's own prefetch aside); a
@@ -168,7 +198,7 @@ func (c *resumeConfig) fail(format string, args ...any) {
 // range over the returned sequence is an independent pass, starting again
 // from the configured start.
 func Resume[E any](ctx context.Context, src stream.Source[E], opts ...ResumeOption) iter.Seq2[E, error] {
-	cfg := &resumeConfig{maxReopens: -1, backoff: DefaultReopenBackoff}
+	cfg := &resumeConfig{reopen: DefaultReopenBackoff()}
 	for _, o := range opts {
 		if o != nil {
 			o(cfg)
@@ -201,8 +231,7 @@ type resumer[E any] struct {
 func (r *resumer[E]) run(ctx context.Context, yield func(E, error) bool) error {
 	var (
 		pos     stream.Revision // last revision delivered, or started after; zero: unknown
-		bo      backoff.BackOff
-		reopens int // reopens in a row without a delivered value
+		retrier = r.cfg.reopen.Start()
 	)
 	for {
 		opts := r.cfg.streamOpts
@@ -218,10 +247,9 @@ func (r *resumer[E]) run(ctx context.Context, yield func(E, error) bool) error {
 		// options decide where to start. Nothing has been delivered then,
 		// so starting from now again skips and repeats nothing.
 
-		tracked := &startTracker[E]{Source: r.src}
 		var end error
 		delivered := false
-		for ev, err := range stream.Watch(ctx, stream.Source[E](tracked), opts...) {
+		for ev, err := range stream.Watch(ctx, r.src, opts...) {
 			if err != nil {
 				end = err
 				break
@@ -239,37 +267,35 @@ func (r *resumer[E]) run(ctx context.Context, yield func(E, error) bool) error {
 		if end == nil { // a stream ends without an error only when the consumer stops
 			return nil
 		}
-		if pos.IsZero() {
-			pos = tracked.start()
+		var (
+			re *stream.RetryError
+			ce *stream.CompactedError
+		)
+		if pos.IsZero() && errors.As(end, &re) {
+			pos = re.Position // where the engine started; zero if it never learned it
 		}
 		if delivered {
-			reopens = 0
-			if bo != nil {
-				bo.Reset()
-			}
+			retrier.Reset()
 		}
 
-		var ce *stream.CompactedError
 		compacted := errors.As(end, &ce)
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case errors.Is(end, stream.ErrRetriesExhausted):
-			// reopen
-		case stream.IsFatal(end), errors.Is(end, stream.ErrInvalidOption), errors.Is(end, ErrInvalidArgument):
-			return end
-		case compacted && r.cfg.policy != Restart:
+		case compacted && r.cfg.policy == Restart:
+			// reopen after the gap, below
+		case stream.IsFinal(end):
 			return end
 		}
-		// Every other error (a retry error, a compaction to restart after,
-		// an unexpected failure) reopens, within the limit.
-		if r.cfg.maxReopens >= 0 && reopens >= r.cfg.maxReopens {
-			if reopens == 0 {
-				return end
+		// What is not final (a retry error, an unexpected failure) and a
+		// compaction to restart after reopen, within the policy's limit.
+		wait, ok := retrier.Next(end)
+		if !ok {
+			if n := retrier.Failures() - 1; n > 0 {
+				return fmt.Errorf("operators: Resume: gave up after %d reopens in a row: %w", n, end)
 			}
-			return fmt.Errorf("operators: Resume gave up after %d reopens in a row: %w", reopens, end)
+			return end
 		}
-		reopens++
 		if compacted {
 			from := ce.Position
 			if from.IsZero() {
@@ -284,13 +310,6 @@ func (r *resumer[E]) run(ctx context.Context, yield func(E, error) bool) error {
 			pos = ce.Compact
 			continue
 		}
-		if bo == nil {
-			bo = r.cfg.backoff()
-		}
-		wait := bo.NextBackOff()
-		if wait == backoff.Stop {
-			return fmt.Errorf("operators: Resume gave up after %d reopens in a row (backoff stopped): %w", reopens-1, end)
-		}
 		if r.cfg.onReopen != nil {
 			r.cfg.onReopen(end)
 		}
@@ -301,30 +320,3 @@ func (r *resumer[E]) run(ctx context.Context, yield func(E, error) bool) error {
 }
 
 func zero[E any]() (z E) { return }
-
-// startTracker records where the engine started: the revision of its
-// first poll after a known position (the start revision, or the head it
-// learned for FromNow). It lets Resume reopen at that position when the
-// stream fails before delivering anything.
-type startTracker[E any] struct {
-	stream.Source[E]
-	mu    sync.Mutex
-	first stream.Revision
-}
-
-func (t *startTracker[E]) Poll(ctx context.Context, after stream.Revision, limit int) (stream.Page[E], error) {
-	if !after.IsZero() {
-		t.mu.Lock()
-		if t.first.IsZero() {
-			t.first = after
-		}
-		t.mu.Unlock()
-	}
-	return t.Source.Poll(ctx, after, limit)
-}
-
-func (t *startTracker[E]) start() stream.Revision {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.first
-}

@@ -7,7 +7,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/smartxworks/cloudtower-go-sdk/v2/models"
 
 	"github.com/towerwatch/towerwatch/source/cloudtower"
@@ -20,7 +19,7 @@ import (
 func ctSource(t *testing.T, s *fakeserver.Server) *cloudtower.Source {
 	t.Helper()
 	c, err := cloudtower.Dial(t.Context(), cloudtower.Config{
-		Host: "http://" + fakeserver.MemoryHost, Username: s.Username(), Password: s.Password(),
+		Host: "http://" + fakeserver.MemoryHost, Username: s.Username(), Password: s.Password(), APIUsername: s.APIUsername(), APIPassword: s.APIPassword(),
 		Transport: s.Transport(), Logger: discardLogger,
 	})
 	if err != nil {
@@ -33,7 +32,7 @@ func ctResumeOpts(extra ...ResumeOption) []ResumeOption {
 	return append([]ResumeOption{
 		WithStreamOptions(stream.MaxRetries(1), stream.Backoff(time.Millisecond, time.Millisecond),
 			stream.PageSize(25), stream.PollInterval(10*time.Millisecond), stream.Logger(slog.New(slog.DiscardHandler))),
-		ReopenBackoff(func() backoff.BackOff { return backoff.NewConstantBackOff(50 * time.Millisecond) }),
+		ReopenBackoff(constantWait(50 * time.Millisecond)),
 	}, extra...)
 }
 
@@ -60,7 +59,7 @@ func TestResumeCloudTowerFaults(t *testing.T) {
 		reopens := 0
 		var got []uint64
 		for ev, err := range Resume(t.Context(), ctSource(t, s), ctResumeOpts(
-			StartAfter(rev(0)), OnReopen(func(error) { reopens++ }))...) {
+			fromTheStart, OnReopen(func(error) { reopens++ }))...) {
 			if err != nil {
 				t.Fatalf("after %d events: %v", len(got), err)
 			}
@@ -88,7 +87,7 @@ func TestResumeCloudTowerCompacted(t *testing.T) {
 		var gaps []*GapError
 		var lastBeforeGap uint64
 		for ev, err := range Resume(t.Context(), ctSource(t, s), ctResumeOpts(
-			StartAfter(rev(0)), OnCompaction(Restart))...) {
+			fromTheStart, OnCompaction(Restart))...) {
 			var gap *GapError
 			if errors.As(err, &gap) {
 				wantErrIs(t, err, ErrGap)

@@ -7,28 +7,32 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
-
 	"github.com/towerwatch/towerwatch/stream"
 )
 
 var errTransient = errors.New("connection reset")
 
-func fastBackoff() backoff.BackOff { return backoff.NewConstantBackOff(100 * time.Millisecond) }
+// fromTheStart starts the first stream from the oldest change.
+var fromTheStart = WithStreamOptions(stream.FromStart())
+
+// constantWait is a reopen policy that waits d before every reopen, forever.
+func constantWait(d time.Duration) stream.RetryPolicy {
+	return stream.RetryPolicy{Min: d, Max: d, MaxRetries: stream.NoRetryLimit}
+}
 
 // resumeOpts are quick defaults for Resume over memSource: the stream gives
 // up after one retry, so that Resume has something to resume.
 func resumeOpts(extra ...ResumeOption) []ResumeOption {
 	return append([]ResumeOption{
 		WithStreamOptions(fastOpts(stream.MaxRetries(1))...),
-		ReopenBackoff(fastBackoff),
+		ReopenBackoff(constantWait(100 * time.Millisecond)),
 	}, extra...)
 }
 
 func TestResumeOrdinary(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := newMemSource(10, true)
-		g := collect(Resume(t.Context(), src.source(), resumeOpts(StartAfter(rev(0)))...))
+		g := collect(Resume(t.Context(), src.source(), resumeOpts(fromTheStart)...))
 		wantEqual(t, "revisions", revs(g.vals), seqRange(1, 10))
 		if len(g.errs) != 1 || !errors.Is(g.errs[0], errEnd) || !stream.IsFatal(g.errs[0]) {
 			t.Fatalf("errors %v, want the source's fatal end", g.errs)
@@ -39,7 +43,7 @@ func TestResumeOrdinary(t *testing.T) {
 func TestResumeEmpty(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := newMemSource(0, true)
-		g := collect(Resume(t.Context(), src.source(), resumeOpts(StartAfter(rev(0)))...))
+		g := collect(Resume(t.Context(), src.source(), resumeOpts(fromTheStart)...))
 		if len(g.vals) != 0 || len(g.errs) != 1 {
 			t.Fatalf("got %v, want only the end error", g)
 		}
@@ -62,7 +66,7 @@ func TestResumeReopensAfterLastDelivered(t *testing.T) {
 			return nil
 		}
 		var reopens []error
-		g := collect(Resume(t.Context(), src.source(), resumeOpts(StartAfter(rev(0)),
+		g := collect(Resume(t.Context(), src.source(), resumeOpts(fromTheStart,
 			WithStreamOptions(stream.Prefetch(false)),
 			OnReopen(func(err error) { reopens = append(reopens, err) }))...))
 		wantEqual(t, "revisions (no repeat, no gap)", revs(g.vals), seqRange(1, 10))
@@ -82,7 +86,7 @@ func TestResumeMaxReopens(t *testing.T) {
 			return nil
 		}
 		reopens := 0
-		g := collect(Resume(t.Context(), src.source(), resumeOpts(StartAfter(rev(0)), MaxReopens(3),
+		g := collect(Resume(t.Context(), src.source(), resumeOpts(fromTheStart, MaxReopens(3),
 			WithStreamOptions(stream.Prefetch(false)),
 			OnReopen(func(error) { reopens++ }))...))
 		wantEqual(t, "revisions", revs(g.vals), []uint64{1, 2, 3, 4})
@@ -95,12 +99,12 @@ func TestResumeMaxReopens(t *testing.T) {
 	})
 }
 
-func TestResumeBackoffStop(t *testing.T) {
+func TestResumeReopenPolicyGivesUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := newMemSource(3, false)
 		src.hook = func(context.Context, int, stream.Revision) error { return errTransient }
-		g := collect(Resume(t.Context(), src.source(), resumeOpts(StartAfter(rev(0)),
-			ReopenBackoff(func() backoff.BackOff { return &backoff.StopBackOff{} }))...))
+		g := collect(Resume(t.Context(), src.source(), resumeOpts(fromTheStart,
+			ReopenBackoff(stream.RetryPolicy{MaxRetries: 0}))...))
 		if len(g.vals) != 0 || len(g.errs) != 1 {
 			t.Fatalf("got %v, want one error", g)
 		}
@@ -122,7 +126,7 @@ func TestResumeWaitsBetweenReopens(t *testing.T) {
 			}
 			return nil
 		}
-		g := collect(Resume(t.Context(), src.source(), resumeOpts(StartAfter(rev(0)))...))
+		g := collect(Resume(t.Context(), src.source(), resumeOpts(fromTheStart)...))
 		wantEqual(t, "revisions", revs(g.vals), []uint64{1})
 		// Polls at 0 and 1ms (the stream's own retry), then Resume waits
 		// 100ms: 101ms and 102ms.
@@ -140,7 +144,7 @@ func TestResumeFatalEnds(t *testing.T) {
 			return nil
 		}
 		reopened := false
-		g := collect(Resume(t.Context(), src.source(), resumeOpts(StartAfter(rev(0)),
+		g := collect(Resume(t.Context(), src.source(), resumeOpts(fromTheStart,
 			WithStreamOptions(stream.Prefetch(false)),
 			OnReopen(func(error) { reopened = true }))...))
 		wantEqual(t, "revisions", revs(g.vals), []uint64{1, 2, 3, 4})
@@ -157,8 +161,8 @@ func TestResumeInvalidStreamOptionEnds(t *testing.T) {
 		t.Fatalf("got %v, want one error", g)
 	}
 	wantErrIs(t, g.errs[0], stream.ErrInvalidOption)
-	g = collect(Resume(context.Background(), src.source(), MaxReopens(-1)))
-	wantErrIs(t, g.errs[0], ErrInvalidArgument)
+	g = collect(Resume(context.Background(), src.source(), MaxReopens(-2)))
+	wantErrIs(t, g.errs[0], stream.ErrInvalidOption)
 }
 
 func TestResumeCompactionFails(t *testing.T) {
@@ -188,7 +192,7 @@ func TestResumeCompactionRestartsWithGapNotice(t *testing.T) {
 			return nil
 		}
 		var out []any
-		for ev, err := range Resume(t.Context(), src.source(), resumeOpts(StartAfter(rev(0)), OnCompaction(Restart),
+		for ev, err := range Resume(t.Context(), src.source(), resumeOpts(fromTheStart, OnCompaction(Restart),
 			WithStreamOptions(stream.PageSize(3), stream.Prefetch(false)))...) {
 			var gap *GapError
 			switch {
@@ -247,7 +251,7 @@ func TestResumeBreakAfterFirst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := newMemSource(10, false)
 		polls := 0
-		for ev, err := range Resume(t.Context(), src.source(), resumeOpts(StartAfter(rev(0)))...) {
+		for ev, err := range Resume(t.Context(), src.source(), resumeOpts(fromTheStart)...) {
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -278,8 +282,8 @@ func TestResumeCancelWhileWaiting(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			time.AfterFunc(time.Second, cancel)
 			start := time.Now()
-			g := collect(Resume(ctx, src.source(), resumeOpts(StartAfter(rev(0)),
-				ReopenBackoff(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Hour) }))...))
+			g := collect(Resume(ctx, src.source(), resumeOpts(fromTheStart,
+				ReopenBackoff(constantWait(time.Hour)))...))
 			wantEqual(t, "revisions", revs(g.vals), []uint64{1, 2})
 			if len(g.errs) != 1 || g.errs[0] != context.Canceled {
 				t.Fatalf("failing %v: errors %v, want [context.Canceled]", failing, g.errs)

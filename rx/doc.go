@@ -7,6 +7,14 @@
 // observable back into an iter.Seq2[T, error], reporting an item of another
 // type as an error wrapping ErrItemType instead of panicking.
 //
+// Options follow the one rule of towerwatch: each function's variadic
+// options configure what it builds. FromSource takes stream.Watch's options
+// (FromSource(ctx, src, stream.FromStart()) watches like stream.Watch(ctx,
+// src, stream.FromStart())); FromSeq and FromSeqFunc take rxgo options for
+// the observable; rxgo options also go to Observe and ToSeq, where the
+// observable is observed. A bad argument is an error wrapping
+// stream.ErrInvalidOption.
+//
 // # Observables here are cold and lazy
 //
 // The observables this package returns start nothing when built: each

@@ -31,7 +31,7 @@ func Example() {
 	srv.StartHTTP()
 	c, err := cloudtower.Dial(ctx, cloudtower.Config{
 		Host: srv.Host(), Scheme: "http",
-		Username: srv.Username(), Password: srv.Password(),
+		Username: srv.Username(), Password: srv.Password(), APIUsername: srv.APIUsername(), APIPassword: srv.APIPassword(),
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -39,11 +39,10 @@ func Example() {
 	}
 	defer cloudtower.CloseIdleConnections(c)
 
-	obs := rx.FromSource(ctx, cloudtower.New(c), []stream.Option{
-		stream.After(stream.MustParseRevision("0")), // from the oldest change
-		stream.PollInterval(10 * time.Millisecond),
-		stream.Logger(slog.New(slog.DiscardHandler)),
-	}).
+	obs := rx.FromSource(ctx, cloudtower.New(c),
+		stream.FromStart(), // from the oldest change kept
+		stream.PollInterval(10*time.Millisecond),
+		stream.Logger(slog.New(slog.DiscardHandler))).
 		Filter(func(v any) bool { return *v.(*models.ResourceChangeEvent).ResourceType == fakeserver.TypeVM }).
 		Map(func(_ context.Context, v any) (any, error) {
 			ev := v.(*models.ResourceChangeEvent)
@@ -63,9 +62,9 @@ func Example() {
 		}
 	}
 	// Output:
-	// [1:CREATE 4:UPDATE 8:UPDATE 9:DELETE]
-	// [10:CREATE 13:CREATE 16:UPDATE 17:DELETE]
-	// [23:UPDATE 24:CREATE 25:CREATE 26:DELETE]
+	// [6:INSERT 9:UPDATE 11:DELETE 12:INSERT]
+	// [13:UPDATE 17:INSERT 19:UPDATE 20:DELETE]
+	// [24:UPDATE 27:UPDATE 31:UPDATE 32:INSERT]
 }
 
 // ToSeq reads an observable as a typed sequence: an item of another type

@@ -58,13 +58,17 @@ func FromSeqFunc[T any](ctx context.Context, open func(ctx context.Context) iter
 }
 
 // FromSource returns a cold observable that runs stream.Watch(ctx', src,
-// streamOpts...) for each pass, where ctx' is done when ctx or the Observe
+// opts...) for each pass, where ctx' is done when ctx or the Observe
 // context is done: each observation is an independent watch, and disposing
-// of it stops the poll at once.
-func FromSource[E any](ctx context.Context, src stream.Source[E], streamOpts []stream.Option, opts ...rxgo.Option) rxgo.Observable {
+// of it stops the poll at once. It takes the options stream.Watch takes, in
+// the same form; rxgo options for the observable (such as
+// rxgo.WithBufferedChannel) go where it is observed: to Observe, ToSeq or
+// an operator of the chain, or use FromSeqFunc.
+func FromSource[E any](ctx context.Context, src stream.Source[E], opts ...stream.Option) rxgo.Observable {
+	opts = slices.Clip(opts) // each pass gets the caller's options, never appends to them
 	return FromSeqFunc(ctx, func(ctx context.Context) iter.Seq2[E, error] {
-		return stream.Watch(ctx, src, streamOpts...)
-	}, opts...)
+		return stream.Watch(ctx, src, opts...)
+	})
 }
 
 // ToSeq returns obs's items as a sequence. Each range loop observes obs
@@ -82,7 +86,7 @@ func ToSeq[T any](ctx context.Context, obs rxgo.Observable, opts ...rxgo.Option)
 	return func(yield func(T, error) bool) {
 		var zero T
 		if obs == nil {
-			yield(zero, errors.New("rx: ToSeq: nil Observable"))
+			yield(zero, fmt.Errorf("rx: %w: ToSeq: nil Observable", stream.ErrInvalidOption))
 			return
 		}
 		octx, cancel := context.WithCancel(ctx)

@@ -58,7 +58,7 @@ func (s *memSource) poll(ctx context.Context, after stream.Revision, limit int) 
 
 func watchOpts() []stream.Option {
 	return []stream.Option{
-		stream.After(stream.RevisionFromUint64(0)),
+		stream.FromStart(),
 		stream.PollInterval(10 * time.Millisecond),
 		stream.PageSize(3),
 		stream.Logger(slog.New(slog.DiscardHandler)),
@@ -68,7 +68,7 @@ func watchOpts() []stream.Option {
 func TestFromSourceToSeq(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := &memSource{n: 5, end: true}
-		obs := FromSource(t.Context(), src.source(), watchOpts())
+		obs := FromSource(t.Context(), src.source(), watchOpts()...)
 		var got []uint64
 		var errs []error
 		for ev, err := range ToSeq[event](t.Context(), obs) {
@@ -134,7 +134,7 @@ func TestFromSeqError(t *testing.T) {
 func TestToSeqBreakStopsThePoll(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	src := &memSource{n: 3, block: true}
-	obs := FromSource(context.Background(), src.source(), watchOpts()).
+	obs := FromSource(context.Background(), src.source(), watchOpts()...).
 		Filter(func(v any) bool { return v.(event).Rev != 2 }).
 		Map(func(_ context.Context, v any) (any, error) { return v.(event).Rev * 10, nil })
 	var got []uint64
@@ -157,7 +157,7 @@ func TestToSeqBreakStopsThePoll(t *testing.T) {
 func TestDisposeByObserveContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := &memSource{n: 2, block: true}
-		obs := FromSource(t.Context(), src.source(), watchOpts())
+		obs := FromSource(t.Context(), src.source(), watchOpts()...)
 		ctx, cancel := context.WithCancel(t.Context())
 		ch := obs.Observe(rxgo.WithContext(ctx))
 		for range 2 {
@@ -190,7 +190,7 @@ func TestDisposeByForEach(t *testing.T) {
 	src := &memSource{n: 2, block: true}
 	ctx, cancel := context.WithCancel(context.Background())
 	var n atomic.Int32
-	done := FromSource(context.Background(), src.source(), watchOpts()).
+	done := FromSource(context.Background(), src.source(), watchOpts()...).
 		ForEach(func(any) {
 			if n.Add(1) == 2 {
 				cancel()
@@ -209,7 +209,7 @@ func TestCancelFromContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := &memSource{n: 1, block: true}
 		ctx, cancel := context.WithCancel(t.Context())
-		ch := FromSource(ctx, src.source(), watchOpts(), rxgo.WithBufferedChannel(1)).Observe()
+		ch := FromSource(ctx, src.source(), watchOpts()...).Observe(rxgo.WithBufferedChannel(1))
 		if item := <-ch; item.E != nil || item.V.(event).Rev != 1 {
 			t.Fatalf("first item %+v", item)
 		}
