@@ -18,8 +18,9 @@ import (
 // does not flash it) and clears it once caught up; otherwise it prints a
 // line every `every`, and a summary once caught up if it printed any line.
 //
-// poll may be called from any goroutine; the rest from the main loop, or
-// under the lock through the writers that share the terminal.
+// poll may be called from any goroutine; the rest from the main loop
+// (idle from its checkpoint's OnIdle hook), or under the lock through the
+// writers that share the terminal.
 type progress struct {
 	mu     sync.Mutex
 	w      io.Writer // stderr, raw
@@ -29,9 +30,13 @@ type progress struct {
 	width  func() int // terminal columns, 0 if unknown
 	now    func() time.Time
 	redraw time.Duration
-	// recheck receives a value when a poll says caught up during a
-	// catch-up: the main loop, if idle, then calls idle again.
-	recheck chan struct{}
+	// idleNow: idle was called and nothing was delivered since. A poll
+	// that says caught up then arms recheck, which calls idle again once
+	// idleGrace has passed with nothing delivered (the poll's changes, if
+	// any, come first).
+	idleNow bool
+	recheck *time.Timer
+	stopped bool
 
 	head     stream.Revision
 	catching bool // the newest poll said more is waiting
@@ -57,8 +62,7 @@ func newProgress(w io.Writer, tty, quiet bool, every time.Duration, width func()
 	if width == nil {
 		width = func() int { return 0 }
 	}
-	return &progress{w: w, tty: tty, quiet: quiet, every: every, width: width, now: time.Now, redraw: redrawEvery,
-		recheck: make(chan struct{}, 1)}
+	return &progress{w: w, tty: tty, quiet: quiet, every: every, width: width, now: time.Now, redraw: redrawEvery}
 }
 
 // poll records what a poll learnt. Safe for concurrent use.
@@ -70,10 +74,11 @@ func (p *progress) poll(info stream.PollInfo) {
 	}
 	if info.CaughtUp {
 		p.caughtUp = true
-		if p.catching {
-			select {
-			case p.recheck <- struct{}{}:
-			default:
+		if p.catching && p.idleNow && !p.stopped {
+			if p.recheck == nil {
+				p.recheck = time.AfterFunc(idleGrace, p.recheckIdle)
+			} else {
+				p.recheck.Reset(idleGrace)
 			}
 		}
 		return
@@ -94,6 +99,7 @@ func (p *progress) delivered(rev stream.Revision) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.rev = rev
+	p.idleNow = false
 	if !p.catching {
 		return
 	}
@@ -112,11 +118,27 @@ func (p *progress) delivered(rev stream.Revision) {
 	}
 }
 
-// idle is called when the source has nothing ready: if the last poll said
-// caught up, the catch-up is over.
+// idle is called when the source has had nothing ready for idleGrace, and
+// the output is flushed: if the last poll said caught up, the catch-up is
+// over.
 func (p *progress) idle() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.idleNow = true
+	p.idleLocked()
+}
+
+// recheckIdle is idle again, for a poll that said caught up after idle
+// looked, if nothing was delivered since.
+func (p *progress) recheckIdle() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.idleNow && !p.stopped {
+		p.idleLocked()
+	}
+}
+
+func (p *progress) idleLocked() {
 	if !p.catching || !p.caughtUp {
 		return
 	}
@@ -142,6 +164,10 @@ func (p *progress) stop() {
 	defer p.mu.Unlock()
 	p.clearLocked()
 	p.catching = false
+	p.stopped = true
+	if p.recheck != nil {
+		p.recheck.Stop()
+	}
 }
 
 func (p *progress) drawLocked(now time.Time) {

@@ -133,11 +133,9 @@ type runner struct {
 
 	cfg     *Config
 	prog    *progress
-	errw    io.Writer // stderr, clearing the progress line first
-	store   operators.CheckpointStore
-	saved   stream.Revision // in the store
-	pending stream.Revision // written to the sink, to be saved
-	metrics *metricsServer  // --metrics-addr, or nil
+	errw    io.Writer      // stderr, clearing the progress line first
+	ckpt    checkpoint     // --checkpoint, or a store that keeps nothing
+	metrics *metricsServer // --metrics-addr, or nil
 }
 
 func (r *runner) run(ctx context.Context) int {
@@ -153,7 +151,7 @@ func (r *runner) run(ctx context.Context) int {
 		if err != nil {
 			return report(r.stderr, fmt.Errorf("--checkpoint: %w", err))
 		}
-		r.store, r.saved, stored = fs, rev, rev
+		r.ckpt, stored = checkpoint{store: fs, saved: rev}, rev
 	}
 	cfg, err := r.f.config(stored, stdoutTTY)
 	if err != nil {
@@ -349,12 +347,6 @@ func (r *runner) openCloudTower(ctx context.Context) (*cloudtower.Source, func()
 	return cloudtower.New(c, cfg.SourceOptions()...), done, nil
 }
 
-// item is one value of the source, handed from the reading goroutine.
-type item struct {
-	ev  *models.ResourceChangeEvent
-	err error
-}
-
 // Commit policy: once the source has had nothing ready for idleGrace, and
 // while changes flow at least every commitEvery changes or commitInterval.
 const (
@@ -363,120 +355,103 @@ const (
 	commitInterval = time.Second
 )
 
-// loop reads src in a goroutine and writes each change to sink. Whenever
-// the source has had nothing ready for idleGrace it commits: flushes the
-// sink, then saves the checkpoint (so the checkpoint never runs ahead of
-// the output), and tells the progress display, which ends a catch-up once
-// a poll has said caught up (and asks for another look if that poll comes
-// later); while changes flow it commits every commitEvery changes or
-// commitInterval. It returns nil when the limit is reached, the source ends, or ctx is
-// cancelled; else the error that ended the source.
-func (r *runner) loop(ctx, wctx context.Context, cancel context.CancelFunc, src Changes, sink Sink) (err error) {
-	ch := make(chan item)
-	go func() {
-		defer close(ch)
-		for ev, err := range src {
-			select {
-			case ch <- item{ev, err}:
-			case <-wctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
+// loop writes each change of src to sink, through operators.Checkpoint,
+// which commits: flushes the sink, then saves the checkpoint (so the
+// checkpoint never runs ahead of the output), once the source has had
+// nothing ready for idleGrace, every commitEvery changes or commitInterval
+// while changes flow, and when the loop ends (also on Ctrl-C, an error or
+// the limit). An idle source also tells the progress display, which ends
+// a catch-up once a poll has said caught up. It returns nil when the limit
+// is reached, the source ends, or ctx is cancelled; else the error that
+// ended the source.
+func (r *runner) loop(ctx, wctx context.Context, cancel context.CancelFunc, src Changes, sink Sink) error {
+	defer cancel() // stops the source, and Checkpoint's reading goroutine with it
+	flush := func(context.Context) error {
+		if err := sink.Flush(); err != nil {
+			return &commitError{fmt.Errorf("output: %w", err)}
 		}
-	}()
-	defer func() {
-		cancel()
-		for range ch { // wait for the reader to stop
-		}
-		if cerr := r.commit(ctx, sink); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
-
-	var (
-		n, uncommitted int
-		lastCommit     = time.Now()
-		last           stream.Revision
-		idle           = time.NewTimer(time.Hour)
-	)
-	idle.Stop()
-	defer idle.Stop()
-	for {
-		var (
-			it item
-			ok bool
-		)
-		select {
-		case it, ok = <-ch:
-		default:
-			// Nothing ready: wait a little before deciding the source is idle.
-			idle.Reset(idleGrace)
-			select {
-			case it, ok = <-ch:
-				idle.Stop()
-			case <-idle.C:
-				if err := r.commit(ctx, sink); err != nil {
-					return err
-				}
-				uncommitted, lastCommit = 0, time.Now()
-				r.prog.idle()
-				select {
-				case it, ok = <-ch:
-				case <-r.prog.recheck:
-					// A poll said caught up after idle looked: look again,
-					// once that poll's changes (if any) are printed.
-					continue
-				}
-			}
-		}
-		if !ok {
-			return nil // the source ended
-		}
-		if it.err != nil {
-			if ctx.Err() != nil {
+		return nil
+	}
+	changes := operators.Checkpoint(wctx, limit(src, r.cfg.Limit), &r.ckpt, r.revisionOf,
+		operators.SaveWhenIdle(idleGrace), operators.SaveEvery(commitEvery), operators.SaveInterval(commitInterval),
+		operators.BeforeSave(flush), operators.OnIdle(r.prog.idle))
+	for ev, err := range changes {
+		if err != nil {
+			var ce *commitError
+			switch {
+			case errors.As(err, &ce):
+				return ce.err
+			case ctx.Err() != nil:
 				return nil // Ctrl-C
 			}
-			return it.err
+			return err
 		}
-		rev, rerr := cloudtower.RevisionOf(it.ev)
-		if rerr != nil && r.store != nil {
-			return fmt.Errorf("cannot checkpoint a change: %w", rerr)
-		}
-		if err := sink.Write(it.ev); err != nil {
+		if err := sink.Write(ev); err != nil {
 			return fmt.Errorf("output: %w", err)
 		}
-		if rerr == nil && last.Less(rev) {
-			last = rev
-			r.pending = rev
-		}
+		rev, _ := cloudtower.RevisionOf(ev)
 		r.prog.delivered(rev)
-		n++
-		if r.cfg.Limit > 0 && n >= r.cfg.Limit {
-			return nil
-		}
-		if uncommitted++; uncommitted >= commitEvery || time.Since(lastCommit) >= commitInterval {
-			if err := r.commit(ctx, sink); err != nil {
-				return err
+	}
+	return nil
+}
+
+// limit yields the first n changes of src (all of them if n <= 0), then
+// ends. Ending (rather than breaking out of the loop) lets the loop body
+// finish the n-th change, so that the checkpoint records it.
+func limit(src Changes, n int) Changes {
+	if n <= 0 {
+		return src
+	}
+	return func(yield func(*models.ResourceChangeEvent, error) bool) {
+		done := 0
+		for ev, err := range src {
+			if !yield(ev, err) {
+				return
 			}
-			uncommitted, lastCommit = 0, time.Now()
+			if err == nil {
+				if done++; done >= n {
+					return
+				}
+			}
 		}
 	}
 }
 
-// commit flushes the sink, then saves the newest revision written to it.
-func (r *runner) commit(ctx context.Context, sink Sink) error {
-	if err := sink.Flush(); err != nil {
-		return fmt.Errorf("output: %w", err)
+// revisionOf is the revision of a change for the checkpoint. Without
+// --checkpoint, a change without a valid revision is printed all the same.
+func (r *runner) revisionOf(ev *models.ResourceChangeEvent) (stream.Revision, error) {
+	rev, err := cloudtower.RevisionOf(ev)
+	if err != nil && r.ckpt.store != nil {
+		return rev, &commitError{fmt.Errorf("cannot checkpoint a change: %w", err)}
 	}
-	if r.store == nil || !r.saved.Less(r.pending) {
+	return rev, nil
+}
+
+// commitError is a failed flush or save of the loop, reported without the
+// operators' wrapping.
+type commitError struct{ err error }
+
+func (e *commitError) Error() string { return e.err.Error() }
+func (e *commitError) Unwrap() error { return e.err }
+
+// checkpoint is the CheckpointStore of the loop: the --checkpoint file, or
+// nothing without one (the loop still commits, to flush the output). It
+// saves only a revision above the saved one.
+type checkpoint struct {
+	store operators.CheckpointStore // nil without --checkpoint
+	saved stream.Revision
+}
+
+func (c *checkpoint) Load(context.Context) (stream.Revision, error) { return c.saved, nil }
+
+func (c *checkpoint) Save(ctx context.Context, rev stream.Revision) error {
+	if c.store == nil || !c.saved.Less(rev) {
 		return nil
 	}
-	if err := r.store.Save(context.WithoutCancel(ctx), r.pending); err != nil {
-		return fmt.Errorf("--checkpoint: %w", err)
+	if err := c.store.Save(ctx, rev); err != nil {
+		return &commitError{fmt.Errorf("--checkpoint: %w", err)}
 	}
-	r.saved = r.pending
+	c.saved = rev
 	return nil
 }
 
