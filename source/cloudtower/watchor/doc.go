@@ -13,7 +13,7 @@
 //
 //	w, err := watchor.NewResourceChangeWatchClient(&watchor.NewResourceChangeWatchClientParams{
 //		Client:        c, // *client.Cloudtower, from cloudtower.Dial for example
-//		ResourceTypes: []string{"VM", "HOST"},
+//		ResourceTypes: []string{"Vm", "Host"}, // CloudTower's model names
 //	})
 //	if err != nil {
 //		return err
