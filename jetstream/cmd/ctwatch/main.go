@@ -16,7 +16,7 @@
 //
 //	ctwatch --server tower.example.com --username admin --publish nats://127.0.0.1:4222
 //	ctwatch --demo --publish nats://127.0.0.1:4222   # bridge the embedded demo CloudTower
-//	ctwatch --from-nats nats://127.0.0.1:4222 --from 0 --types VM
+//	ctwatch --from-nats nats://127.0.0.1:4222 --from 0 --types Vm
 //
 // Ctrl-C or SIGTERM end either mode cleanly (exit code 0); a bridge then
 // hands the leadership over at once.
