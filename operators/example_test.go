@@ -1,6 +1,7 @@
 package operators_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -220,6 +221,48 @@ func ExampleCheckpoint() {
 	// 1 2 3 | checkpoint 3
 	// 4 5 6 7 | checkpoint 7
 	// {"version":1,"revision":"7"...
+}
+
+// A consumer that writes buffered output checkpoints what it has written:
+// BeforeSave flushes the output before each save, so the checkpoint never
+// runs ahead of it, and SaveWhenIdle saves once the stream goes quiet, not
+// only every SaveEvery changes.
+func ExampleCheckpoint_flushBeforeSave() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // stops the goroutine SaveWhenIdle reads the stream in
+	dir, err := os.MkdirTemp("", "checkpoint-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	store := operators.NewFileStore(filepath.Join(dir, "checkpoint.json"))
+	src := exampleSource(demo, 0)
+
+	out := bufio.NewWriter(os.Stdout)
+	after, err := operators.LoadAfter(ctx, store, stream.FromStart())
+	if err != nil {
+		panic(err)
+	}
+	events := stream.Watch(ctx, src, after, quiet, fast)
+	for c, err := range operators.Checkpoint(ctx, events, store, src.Revision,
+		operators.SaveWhenIdle(20*time.Millisecond),
+		operators.BeforeSave(func(context.Context) error { return out.Flush() })) {
+		if err != nil {
+			break // the output is flushed and the last change saved before the error
+		}
+		fmt.Fprintln(out, c.Rev, c.ID)
+	}
+	rev, _ := store.Load(ctx)
+	fmt.Println("checkpoint", rev)
+	// Output:
+	// 1 vm-a
+	// 2 h-1
+	// 3 vm-b
+	// 4 vm-a
+	// 5 vm-c
+	// 6 h-1
+	// 7 vm-b
+	// checkpoint 7
 }
 
 func ExampleBroadcast() {
