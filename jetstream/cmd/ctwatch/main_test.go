@@ -104,13 +104,11 @@ func revisions(t *testing.T, lines []line) []uint64 {
 func TestPublishThenRead(t *testing.T) {
 	fake, _ := natstest.CloudTower(t, 3000)
 	fake.SetRandomFaults(3, 0.1, fakeserver.Fault500, fakeserver.Fault503)
-	// The bridge logs in with --username; the feed takes the login token
-	// too (API credentials are internal/cli's to test).
-	fake.SetChangesAuth(fakeserver.AuthEither)
 	srv := natstest.Start(t)
 	url := srv.ClientURL()
-	env := map[string]string{"CLOUDTOWER_PASSWORD": fake.Password()}
-	bridgeArgs := []string{"--server", fake.URL(), "--username", fake.Username(), "-q", "--nats-lock-ttl", "1s", "--page-size", "500"}
+	env := map[string]string{"CLOUDTOWER_PASSWORD": fake.Password(), "CLOUDTOWER_API_PASSWORD": fake.APIPassword()}
+	bridgeArgs := []string{"--server", fake.URL(), "--username", fake.Username(), "--api-username", fake.APIUsername(),
+		"-q", "--nats-lock-ttl", "1s", "--page-size", "500"}
 
 	// First run: from the beginning of CloudTower's log, 2000 changes.
 	code, stdout, stderr := ctwatch(t, env, append(bridgeArgs, "--publish", url, "--from", "0", "--limit", "2000")...)
@@ -228,7 +226,8 @@ func TestUsageErrors(t *testing.T) {
 		{"--publish", "nats://127.0.0.1:1", "--server", "x", "--token", "t", "--nats-lock-ttl", "10ms"},
 		{"--from-nats", "nats://127.0.0.1:1", "--nats-prefix", "a.*"},
 		{"--from-nats", "nats://127.0.0.1:1", "--nats-stream", "a.b"},
-		{"--publish", "nats://127.0.0.1:1"}, // no CloudTower
+		{"--publish", "nats://127.0.0.1:1"},                                         // no CloudTower
+		{"--publish", "nats://127.0.0.1:1", "--server", "x", "--api-username", "a"}, // no password, no prompt
 	} {
 		code, _, stderr := ctwatch(t, nil, args...)
 		if code != cli.ExitUsage {

@@ -191,8 +191,10 @@ func (x *natsExt) subjects(cfg *cli.Config) []string {
 // bridge opens ctwatch's CloudTower source (the demo server with --demo)
 // and runs a bridge; the sequence is what it publishes.
 func (x *natsExt) bridge(ctx context.Context, cfg *cli.Config) (cli.Changes, error) {
-	if !cfg.Demo && cfg.Server != "" && cfg.Token == "" && (cfg.Username == "" || cfg.Password == "") {
-		return nil, cli.UsageError("--publish needs credentials: --username and CLOUDTOWER_PASSWORD, or --token (a bridge never prompts)")
+	login := cfg.Token != "" || cfg.Username != "" && cfg.Password != ""
+	api := cfg.APIUsername != "" && cfg.APIPassword != ""
+	if !cfg.Demo && cfg.Server != "" && (!login && !api || cfg.APIUsername != "" && !api) {
+		return nil, cli.UsageError("--publish needs credentials: --api-username and CLOUDTOWER_API_PASSWORD for the resource-change feed, and/or --username and CLOUDTOWER_PASSWORD or --token (a bridge never prompts)")
 	}
 	src, closeSrc, err := cfg.OpenCloudTower(ctx)
 	if err != nil {
