@@ -5,7 +5,7 @@
 //	js, _ := jetstream.New(nc)
 //	b, err := bridge.NewCloudTower(js, cloudtower.New(client), bridge.Config{})
 //	if err != nil { ... }
-//	err = b.Run(ctx) // until ctx is done or a fatal error
+//	err = b.Run(ctx) // until ctx is done or a final error
 //
 // Run any number of bridges for the same stream, on different machines:
 // one is the leader and publishes, the others stand by and take over when
