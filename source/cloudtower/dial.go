@@ -536,5 +536,9 @@ func (cfg Config) httpClient(scheme string, log *slog.Logger) (*http.Client, err
 		tr = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
 	}
 	tr.TLSClientConfig = tc
+	// Room for the requests stream.ParallelCatchUp keeps in flight (and a
+	// hinted one): above net/http's default of 2, each extra one would
+	// dial a new connection.
+	tr.MaxIdleConnsPerHost = max(tr.MaxIdleConnsPerHost, 8)
 	return &http.Client{Transport: tr, Timeout: timeout}, nil
 }
