@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -425,6 +426,55 @@ func TestIndexFollowsChangesAndDeletes(t *testing.T) {
 	})
 }
 
+// Readers of the store (Get, List, Len, ByIndex) run while the informer
+// applies changes: under -race, this checks the store's locking.
+func TestStoreConcurrentReaders(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(20)
+		inf := newInformer(t, w, informer.Index("cluster", func(o *obj) []string { return []string{o.Cluster} }))
+		stop := start(t, inf)
+		defer stop()
+		require.NoError(t, inf.WaitForSync(t.Context()))
+		var (
+			readers sync.WaitGroup
+			quit    = make(chan struct{})
+		)
+		for range 4 {
+			readers.Go(func() {
+				for {
+					select {
+					case <-quit:
+						return
+					case <-time.After(time.Millisecond):
+					}
+					st := inf.Store()
+					for _, o := range st.List() {
+						_ = o.Status
+					}
+					_, _ = st.Get(id(3))
+					_ = st.Len()
+					if _, err := st.ByIndex("cluster", "c1"); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+		}
+		for i := range 60 {
+			if i%2 == 0 {
+				w.update(id(i%20), "STOPPED")
+			} else {
+				w.move(id(i%20), "c"+strconv.Itoa(i%3))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		w.remove(id(5))
+		settle()
+		close(quit)
+		readers.Wait()
+		require.Equal(t, w.state(), storeState(inf))
+	})
+}
+
 func TestResyncRelistsPeriodically(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(4)
@@ -741,6 +791,60 @@ func TestFeedWithoutHead(t *testing.T) {
 		w.update(id(2), "STOPPED")
 		settle()
 		require.Equal(t, []event{{"update", id(2), 1, "STOPPED", false}}, rec.take())
+		require.Equal(t, w.state(), storeState(inf))
+	})
+}
+
+// After the sync, an update of an object the store does not hold is an
+// add, and a delete of one it does not hold is ignored.
+func TestUnknownObjectChanges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(3)
+		inf := newInformer(t, w)
+		rec := newRecorder()
+		inf.AddHandler(rec)
+		stop := start(t, inf)
+		defer stop()
+		require.NoError(t, inf.WaitForSync(t.Context()))
+		settle()
+		require.Len(t, rec.take(), 3)
+
+		// Objects the informer never heard of (their inserts were lost).
+		w.silently(func(objs map[string]obj) {
+			objs["vm-x"] = obj{ID: "vm-x", Status: "RUNNING"}
+			objs["vm-y"] = obj{ID: "vm-y", Status: "RUNNING"}
+		})
+		w.update("vm-x", "STOPPED")
+		w.remove("vm-y")
+		w.update(id(1), "STOPPED")
+		settle()
+		require.Equal(t, []event{
+			{"add", "vm-x", 1, "STOPPED", false},
+			{"update", id(1), 1, "STOPPED", false},
+		}, rec.take())
+		_, bad := rec.view()
+		require.Empty(t, bad)
+		require.Equal(t, w.state(), storeState(inf))
+	})
+}
+
+// Without a head but with the oldest changes compacted away, the informer
+// starts after the compact revision (its head lookup takes the higher of
+// the two, as stream.FromNow does): it syncs instead of re-listing for
+// ever on a compacted "0".
+func TestFeedWithoutHeadCompacted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(6)
+		w.update(id(1), "STOPPED")
+		w.feed.Compact(w.feed.Head())
+		w.update(id(3), "STOPPED")
+		inf, err := informer.New(w.lister(4), stream.Source[streamtest.Item](noHead{w.feed}), decode, keyOf, informer.Logger(discard),
+			informer.WatchOptions(stream.PollInterval(100*time.Millisecond), stream.Logger(discard)))
+		require.NoError(t, err)
+		stop := start(t, inf)
+		defer stop()
+		require.NoError(t, inf.WaitForSync(t.Context()))
+		settle()
 		require.Equal(t, w.state(), storeState(inf))
 	})
 }

@@ -199,7 +199,7 @@ func (d decoder[V]) decode(ctx context.Context, ev *models.ResourceChangeEvent) 
 	}
 	action := str(ev.Action)
 	switch action {
-	case "INSERT", "CREATE":
+	case "INSERT":
 		ch.Op = informer.Insert
 	case "UPDATE":
 		ch.Op = informer.Update
