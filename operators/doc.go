@@ -41,6 +41,14 @@
 // its upstream in one goroutine per pass, shared by all subscribers, ahead
 // of each subscriber by at most that subscriber's buffer.
 //
+// HandleByKey runs n worker goroutines (which call the handler), plus one
+// dispatching and one reading goroutine per pass; the dispatcher and the
+// workers have returned when the range statement ends, and the reader
+// follows the rule below. The loop body runs on the range goroutine while
+// the workers go on, so it gets coalesced watermarks: the newest one
+// reached since the last it got. Across keys, handling does not keep the
+// upstream's order; within a key it does (see Ordering).
+//
 // # Who stops the reading goroutine: cancel the context
 //
 // The rule, for every operator that reads a plain iter.Seq2 in a
@@ -83,16 +91,18 @@
 //
 // Operators keep the upstream's order. CoalesceByKey drops superseded
 // values and emits the survivors in the order of their newest occurrence,
-// which for a stream is revision order.
+// which for a stream is revision order. HandleByKey is the exception: it
+// calls its handler in the upstream's order within a key only, and yields
+// watermarks, which increase strictly.
 //
 // # Options
 //
 // Operators follow towerwatch's one option style: functional options
-// (ResumeOption, CheckpointOption, BroadcastOption) whose constructors
-// check their argument and record a bad one as an error wrapping
-// stream.ErrInvalidOption; each option type has an Err method that returns
-// it at once, so a caller can check a value where it is given (a flag, a
-// config file). Required arguments are positional and checked when the
+// (ResumeOption, CheckpointOption, BroadcastOption, KeyedOption) whose
+// constructors check their argument and record a bad one as an error
+// wrapping stream.ErrInvalidOption; each option type has an Err method that
+// returns it at once, so a caller can check a value where it is given (a
+// flag, a config file). Required arguments are positional and checked when the
 // sequence starts. Either way, the error is the only value of the
 // sequence.
 //

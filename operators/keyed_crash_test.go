@@ -204,13 +204,9 @@ func TestHandleByKeyCrashChild(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	store := NewFileStore(filepath.Join(dir, "checkpoint.json"))
-	start, err := store.Load(ctx)
+	after, err := LoadAfter(ctx, store, stream.FromStart()) // from the start on the first run
 	if err != nil {
 		t.Fatal(err)
-	}
-	after := stream.FromStart() // the first run
-	if !start.IsZero() {
-		after = stream.After(start)
 	}
 	events := stream.Watch(ctx, keyedCrashSource(), after, stream.PageSize(40),
 		stream.PollInterval(time.Millisecond), stream.Logger(discardLogger))

@@ -99,13 +99,10 @@ func ExampleHandleByKey() {
 	retry := operators.RetryHandler(stream.RetryPolicy{Min: time.Millisecond, Max: 10 * time.Millisecond, Multiplier: 2, MaxRetries: 5})
 
 	run := func() {
-		saved, err := store.Load(ctx)
+		// After the saved watermark; from the start on the first run.
+		after, err := operators.LoadAfter(ctx, store, stream.FromStart())
 		if err != nil {
 			panic(err)
-		}
-		after := stream.FromStart() // nothing saved yet: the first run
-		if !saved.IsZero() {
-			after = stream.After(saved) // resume after the watermark
 		}
 		events := stream.Watch(ctx, src, after,
 			stream.PollInterval(time.Millisecond), stream.Logger(slog.New(slog.DiscardHandler)))
