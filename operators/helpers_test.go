@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/towerwatch/towerwatch/stream"
+	"github.com/towerwatch/towerwatch/stream/streamtest"
 )
 
 var (
@@ -137,32 +138,33 @@ func seqRange(from, to uint64) []uint64 {
 	return out
 }
 
-// memSource is an in-memory change feed with revisions 1..n. Once a poll
-// finds nothing new and end is set, it fails with Fatal(errEnd), so that a
-// stream over it ends. hook, when set, runs first on every poll and may
-// fail it.
+// memSource is a streamtest.Feed with events 1..n (keys a, b, c by
+// revision), read from the oldest on a poll after the zero Revision. Once
+// a poll finds nothing new and end is set, it fails with Fatal(errEnd), so
+// that a stream over it ends. hook, when set, runs first on every poll
+// (numbered from 1) and may fail it; polls counts them. mu guards hook and
+// polls.
 type memSource struct {
-	mu      sync.Mutex
-	events  []event
-	compact uint64
-	end     bool
-	polls   int
-	hook    func(ctx context.Context, poll int, after stream.Revision) error
+	feed  *streamtest.Feed
+	mu    sync.Mutex
+	polls int
+	hook  func(ctx context.Context, poll int, after stream.Revision) error
 }
 
 func newMemSource(n int, end bool) *memSource {
-	s := &memSource{end: end}
-	s.add(n)
+	s := &memSource{feed: streamtest.NewFeed(n)}
+	s.feed.SetBehavior(streamtest.Behavior{OldestOnAbsent: true})
+	if end {
+		s.feed.EndWhenDrained(stream.Fatal(errEnd))
+	}
 	return s
 }
 
 // add appends n events.
-func (s *memSource) add(n int) {
-	for range n {
-		r := uint64(len(s.events) + 1)
-		s.events = append(s.events, event{Rev: r, Key: string(rune('a' + r%3))})
-	}
-}
+func (s *memSource) add(n int) { s.feed.Append(n) }
+
+// compact discards the events up to and including rev.
+func (s *memSource) compact(rev uint64) { s.feed.Compact(rev) }
 
 func (s *memSource) source() stream.Source[event] {
 	return stream.NewSource(stream.PollFunc[event](s.poll), eventRev)
@@ -178,31 +180,15 @@ func (s *memSource) poll(ctx context.Context, after stream.Revision, limit int) 
 			return stream.Page[event]{}, err
 		}
 	}
-	if err := ctx.Err(); err != nil {
+	p, err := s.feed.Poll(ctx, after, limit)
+	if err != nil {
 		return stream.Page[event]{}, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var p stream.Page[event]
-	if len(s.events) > 0 {
-		p.Head = rev(s.events[len(s.events)-1].Rev)
+	out := stream.Page[event]{Head: p.Head, Compact: p.Compact, Items: make([]event, len(p.Items))}
+	for i, it := range p.Items {
+		out.Items[i] = event{Rev: it.Rev, Key: it.Key}
 	}
-	if s.compact > 0 {
-		p.Compact = rev(s.compact)
-	}
-	a, _ := after.Uint64()
-	if after.IsZero() {
-		a = 0
-	}
-	for _, e := range s.events {
-		if e.Rev > a && len(p.Items) < limit {
-			p.Items = append(p.Items, e)
-		}
-	}
-	if len(p.Items) == 0 && s.end && !after.IsZero() {
-		return stream.Page[event]{}, stream.Fatal(errEnd)
-	}
-	return p, nil
+	return out, nil
 }
 
 // fastOpts make a stream over memSource quick under synctest.

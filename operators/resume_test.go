@@ -168,7 +168,7 @@ func TestResumeInvalidStreamOptionEnds(t *testing.T) {
 func TestResumeCompactionFails(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		src := newMemSource(10, true)
-		src.compact = 5
+		src.compact(5)
 		g := collect(Resume(t.Context(), src.source(), resumeOpts(StartAfter(rev(2)))...))
 		if len(g.vals) != 0 || len(g.errs) != 1 {
 			t.Fatalf("got %v, want one error", g)
@@ -185,9 +185,7 @@ func TestResumeCompactionRestartsWithGapNotice(t *testing.T) {
 		src := newMemSource(10, true)
 		src.hook = func(_ context.Context, _ int, after stream.Revision) error {
 			if after == rev(3) { // history up to 6 is gone once 3 was delivered
-				src.mu.Lock()
-				src.compact = 6
-				src.mu.Unlock()
+				src.compact(6)
 			}
 			return nil
 		}
@@ -220,9 +218,7 @@ func TestResumeFromNowKeepsPositionAcrossEarlyFailure(t *testing.T) {
 		src.hook = func(_ context.Context, _ int, after stream.Revision) error {
 			if after == rev(5) && fails < 2 {
 				if fails == 0 {
-					src.mu.Lock()
 					src.add(2) // 6 and 7 happen while the stream is failing
-					src.mu.Unlock()
 				}
 				fails++
 				return errTransient
