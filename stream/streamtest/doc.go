@@ -37,7 +37,9 @@
 //		})
 //	}
 //
-// then run go test -race -run TestSourceConformance ./yourpkg. A method
+// then run go test -race -run TestSourceConformance ./yourpkg. Options
+// given after the harness reach every watch of the suite, for example
+// streamtest.TestSource(t, newHarness, stream.ParallelCatchUp(4)). A method
 // the backend cannot support may call h.t.Skip(): the t given to
 // newHarness belongs to the case. Keep go.uber.org/goleak's
 // VerifyTestMain in the package's TestMain: the suite checks that no poll
