@@ -126,19 +126,7 @@ func TestCheckpointCrashChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	die := func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
-	if mode != "" && mode != "body" {
-		saves := 0
-		fileStoreHook = func(step string) {
-			if step == "write" {
-				saves++
-			}
-			if step == mode && saves == at {
-				die()
-			}
-		}
-		defer func() { fileStoreHook = nil }()
-	}
+	defer dieAtSave(mode, at)()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -166,6 +154,29 @@ func TestCheckpointCrashChild(t *testing.T) {
 		}
 	}
 	t.Fatal("the stream ended without its end error")
+}
+
+// die kills the process at once, as a crash would.
+func die() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+
+// dieAtSave makes the FileStore kill the process at step mode ("write",
+// "sync", ...) of its save number at; mode "" or "body" (a crash in the
+// loop body, which the caller arranges) installs nothing. The returned
+// func removes the hook.
+func dieAtSave(mode string, at int) (remove func()) {
+	if mode == "" || mode == "body" {
+		return func() {}
+	}
+	saves := 0
+	fileStoreHook = func(step string) {
+		if step == "write" {
+			saves++
+		}
+		if step == mode && saves == at {
+			die()
+		}
+	}
+	return func() { fileStoreHook = nil }
 }
 
 func loadUint(t *testing.T, s *FileStore) uint64 {

@@ -94,7 +94,7 @@ func TestHandleByKeyCrash(t *testing.T) {
 		if run > 14 {
 			t.Fatal("the consumer never finished")
 		}
-		before := loadKeyedUint(t, store)
+		before := loadUint(t, store)
 		mode, at := "", 0
 		if run <= 10 && before < keyedCrashEvents { // then one clean run to the end
 			mode = modes[rng.IntN(len(modes))]
@@ -187,19 +187,7 @@ func TestHandleByKeyCrashChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer logf.Close()
-	die := func() { syscall.Kill(os.Getpid(), syscall.SIGKILL) }
-	if mode != "" && mode != "body" {
-		saves := 0
-		fileStoreHook = func(step string) {
-			if step == "write" {
-				saves++
-			}
-			if step == mode && saves == at {
-				die()
-			}
-		}
-		defer func() { fileStoreHook = nil }()
-	}
+	defer dieAtSave(mode, at)()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -237,16 +225,6 @@ func TestHandleByKeyCrashChild(t *testing.T) {
 		}
 	}
 	t.Fatal("the stream ended without its end error")
-}
-
-func loadKeyedUint(t *testing.T, s *FileStore) uint64 {
-	t.Helper()
-	r, err := s.Load(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, _ := r.Uint64()
-	return n
 }
 
 func readKeyedLog(t *testing.T, path string) []kc {
