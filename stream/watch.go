@@ -91,9 +91,9 @@ type engine[E any] struct {
 	// oldest change kept, so a compact revision above pos moves pos.
 	fromStart bool
 
-	// queue holds the flights, by ascending after revision. Its length
-	// is at most depth(), except while the engine waits for the poll of
-	// the page it will deliver next (then that poll is not in queue).
+	// queue holds the flights, by ascending after revision, at most
+	// depth() of them. While the engine waits for the poll of the page it
+	// will deliver next, that poll is not in queue (see await).
 	queue []*flight[E]
 
 	// scratch, reused between pages
