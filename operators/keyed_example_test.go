@@ -14,51 +14,10 @@ import (
 
 	"github.com/towerwatch/towerwatch/operators"
 	"github.com/towerwatch/towerwatch/stream"
+	"github.com/towerwatch/towerwatch/stream/streamtest"
 )
 
-// keyedVMChange is the item type of HandleByKey's example feed.
-type keyedVMChange struct {
-	Rev uint64
-	VM  string
-}
-
-// keyedVMFeed is an in-memory change feed. A poll after its last change ends
-// the stream with stream.Fatal(errEndOfKeyedFeed), so that a run ends.
-type keyedVMFeed struct {
-	mu      sync.Mutex
-	changes []keyedVMChange
-}
-
 var errEndOfKeyedFeed = errors.New("end of the example feed")
-
-func (f *keyedVMFeed) add(vms ...string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, vm := range vms {
-		f.changes = append(f.changes, keyedVMChange{Rev: uint64(len(f.changes) + 1), VM: vm})
-	}
-}
-
-func (f *keyedVMFeed) source() stream.Source[keyedVMChange] {
-	poll := func(ctx context.Context, after stream.Revision, limit int) (stream.Page[keyedVMChange], error) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		a, _ := after.Uint64()
-		var p stream.Page[keyedVMChange]
-		for _, c := range f.changes {
-			if c.Rev > a && len(p.Items) < limit {
-				p.Items = append(p.Items, c)
-			}
-		}
-		if len(p.Items) == 0 {
-			return p, stream.Fatal(errEndOfKeyedFeed)
-		}
-		return p, nil
-	}
-	return stream.NewSource(poll, func(c keyedVMChange) (stream.Revision, error) {
-		return stream.RevisionFromUint64(c.Rev), nil
-	})
-}
 
 // Apply VM changes with 4 workers: the changes of one VM in revision
 // order, different VMs in parallel, a failed apply retried. Checkpoint
@@ -72,8 +31,15 @@ func ExampleHandleByKey() {
 	}
 	defer os.RemoveAll(dir)
 	store := operators.NewFileStore(filepath.Join(dir, "checkpoint.json"))
-	feed := &keyedVMFeed{}
-	src := feed.source()
+	// An in-memory change feed: Item.Key is the VM. A poll after its
+	// last change ends the stream, so that a run ends.
+	feed := &streamtest.Feed{}
+	feed.EndWhenDrained(stream.Fatal(errEndOfKeyedFeed))
+	add := func(vms ...string) {
+		for _, vm := range vms {
+			feed.Add(streamtest.Item{Key: vm})
+		}
+	}
 
 	var (
 		mu      sync.Mutex
@@ -81,21 +47,21 @@ func ExampleHandleByKey() {
 		applied int
 		failed  bool
 	)
-	apply := func(ctx context.Context, c keyedVMChange) error {
+	apply := func(ctx context.Context, c streamtest.Item) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if c.Rev == 5 && !failed {
 			failed = true
 			return errors.New("database timeout") // retried after 1 ms
 		}
-		if c.Rev <= state[c.VM] {
+		if c.Rev <= state[c.Key] {
 			panic("out of order") // never: one VM's changes come in order
 		}
-		state[c.VM] = c.Rev
+		state[c.Key] = c.Rev
 		applied++
 		return nil
 	}
-	vm := func(c keyedVMChange) string { return c.VM }
+	vm := func(c streamtest.Item) string { return c.Key }
 	retry := operators.RetryHandler(stream.RetryPolicy{Min: time.Millisecond, Max: 10 * time.Millisecond, Multiplier: 2, MaxRetries: 5})
 
 	run := func() {
@@ -104,9 +70,9 @@ func ExampleHandleByKey() {
 		if err != nil {
 			panic(err)
 		}
-		events := stream.Watch(ctx, src, after,
+		events := stream.Watch(ctx, feed, after,
 			stream.PollInterval(time.Millisecond), stream.Logger(slog.New(slog.DiscardHandler)))
-		marks := operators.HandleByKey(ctx, events, 4, vm, src.Revision, apply, retry)
+		marks := operators.HandleByKey(ctx, events, 4, vm, feed.Revision, apply, retry)
 		for _, err := range operators.Checkpoint(ctx, marks, store, operators.WatermarkRevision) {
 			if err != nil {
 				break // the end of the feed: the watermark is saved before it
@@ -121,9 +87,9 @@ func ExampleHandleByKey() {
 		fmt.Printf("| applied %d | checkpoint %s\n", applied, checkpoint)
 		applied = 0
 	}
-	feed.add("vm-a", "vm-b", "vm-a", "vm-c", "vm-b", "vm-a", "vm-c")
+	add("vm-a", "vm-b", "vm-a", "vm-c", "vm-b", "vm-a", "vm-c")
 	run()
-	feed.add("vm-b", "vm-d", "vm-a")
+	add("vm-b", "vm-d", "vm-a")
 	run()
 	// Output:
 	// vm-a:6 vm-b:5 vm-c:7 | applied 7 | checkpoint 7
