@@ -191,11 +191,14 @@ func (f *flags) config(stored stream.Revision, stdoutTTY bool) (*Config, error) 
 	if f.Limit < 0 {
 		return nil, UsageError("--limit %d: must not be negative", f.Limit)
 	}
-	if f.PollInterval <= 0 {
-		return nil, UsageError("--poll-interval %v: must be positive", f.PollInterval)
+	// The engine's bounds, checked by the engine's own validation.
+	if err := stream.PollInterval(f.PollInterval).Err(); err != nil {
+		return nil, UsageError("--poll-interval: %w", err)
 	}
-	if f.PageSize != 0 && f.PageSize < 2 {
-		return nil, UsageError("--page-size %d: must be at least 2", f.PageSize)
+	if f.PageSize != 0 {
+		if err := stream.PageSize(f.PageSize).Err(); err != nil {
+			return nil, UsageError("--page-size: %w", err)
+		}
 	}
 	switch cfg.Output {
 	case "auto":
