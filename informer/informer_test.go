@@ -37,6 +37,20 @@ func start(t *testing.T, inf *informer.Informer[string, *obj]) (stop func()) {
 	}
 }
 
+// startSynced adds a recorder to inf, runs it (see start) and waits for
+// its sync.
+func startSynced(t *testing.T, inf *informer.Informer[string, *obj]) (rec *recorder, stop func()) {
+	t.Helper()
+	rec = newRecorder()
+	inf.AddHandler(rec)
+	stop = start(t, inf)
+	if err := inf.WaitForSync(t.Context()); err != nil {
+		stop()
+		t.Fatal(err)
+	}
+	return rec, stop
+}
+
 // settle lets fake time pass until the informer and its handlers are idle.
 func settle() {
 	time.Sleep(2 * time.Second)
@@ -115,11 +129,8 @@ func TestChangesDuringList(t *testing.T) {
 					}
 				}
 				inf := newInformer(t, w)
-				rec := newRecorder()
-				inf.AddHandler(rec)
-				stop := start(t, inf)
+				rec, stop := startSynced(t, inf)
 				defer stop()
-				require.NoError(t, inf.WaitForSync(t.Context()))
 				settle()
 				want := w.state()
 				require.Equal(t, want, storeState(inf))
@@ -153,11 +164,8 @@ func TestChangeRepeatedAcrossListBoundary(t *testing.T) {
 			}
 		}
 		inf := newInformer(t, w)
-		rec := newRecorder()
-		inf.AddHandler(rec)
-		stop := start(t, inf)
+		rec, stop := startSynced(t, inf)
 		defer stop()
-		require.NoError(t, inf.WaitForSync(t.Context()))
 		settle()
 		for _, e := range rec.take() {
 			require.Equal(t, "add", e.Kind)
@@ -177,11 +185,8 @@ func TestCompactionWhileBehind(t *testing.T) {
 		gate := make(chan struct{})
 		var relists []informer.RelistInfo
 		inf := newInformer(t, w, informer.OnRelist(func(ri informer.RelistInfo) { relists = append(relists, ri) }))
-		rec := newRecorder()
-		inf.AddHandler(rec)
-		stop := start(t, inf)
+		rec, stop := startSynced(t, inf)
 		defer stop()
-		require.NoError(t, inf.WaitForSync(t.Context()))
 		settle()
 		rec.take()
 
@@ -246,11 +251,8 @@ func TestCompactionDuringFirstSync(t *testing.T) {
 			}
 		}
 		inf := newInformer(t, w)
-		rec := newRecorder()
-		inf.AddHandler(rec)
-		stop := start(t, inf)
+		rec, stop := startSynced(t, inf)
 		defer stop()
-		require.NoError(t, inf.WaitForSync(t.Context()))
 		settle()
 		ev := rec.take()
 		require.Len(t, ev, 8)
@@ -479,11 +481,8 @@ func TestResyncRelistsPeriodically(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(4)
 		inf := newInformer(t, w, informer.Resync(time.Minute))
-		rec := newRecorder()
-		inf.AddHandler(rec)
-		stop := start(t, inf)
+		rec, stop := startSynced(t, inf)
 		defer stop()
-		require.NoError(t, inf.WaitForSync(t.Context()))
 		settle()
 		rec.take()
 		w.silently(func(m map[string]obj) { // a change the feed never told
@@ -582,11 +581,8 @@ func TestTransientFailuresAreRetried(t *testing.T) {
 		inf, err := informer.New(lister, w.feed, decode, keyOf, informer.Logger(discard),
 			informer.WatchOptions(stream.MaxRetries(0), stream.Logger(discard), stream.PollInterval(time.Second)))
 		require.NoError(t, err)
-		rec := newRecorder()
-		inf.AddHandler(rec)
-		stop := start(t, inf)
+		rec, stop := startSynced(t, inf)
 		defer stop()
-		require.NoError(t, inf.WaitForSync(t.Context()))
 		settle()
 		rec.take()
 		fails.Store(2) // the watch fails now: MaxRetries(0) ends the stream with a RetryError
@@ -663,11 +659,8 @@ func TestEqualOption(t *testing.T) {
 		// Objects equal when the status is: a generation bump alone is no update.
 		inf := newInformer(t, w, informer.Resync(time.Minute),
 			informer.Equal(func(a, b *obj) bool { return a.Status == b.Status }))
-		rec := newRecorder()
-		inf.AddHandler(rec)
-		stop := start(t, inf)
+		rec, stop := startSynced(t, inf)
 		defer stop()
-		require.NoError(t, inf.WaitForSync(t.Context()))
 		settle()
 		rec.take()
 		w.silently(func(m map[string]obj) {
@@ -748,11 +741,8 @@ func TestStalePageAfterListDoesNotSyncEarly(t *testing.T) {
 				inf, err := informer.New(w.lister(7), stream.Source[streamtest.Item](src), decode, keyOf, informer.Logger(discard),
 					informer.WatchOptions(stream.PollInterval(100*time.Millisecond), stream.Logger(discard)))
 				require.NoError(t, err)
-				rec := newRecorder()
-				inf.AddHandler(rec)
-				stop := start(t, inf)
+				rec, stop := startSynced(t, inf)
 				defer stop()
-				require.NoError(t, inf.WaitForSync(t.Context()))
 				settle()
 				for _, e := range rec.take() {
 					require.True(t, e.Kind == "add" && e.Initial, "a notification besides the initial Adds: %v", e)
@@ -781,11 +771,8 @@ func TestFeedWithoutHead(t *testing.T) {
 		inf, err := informer.New(w.lister(4), stream.Source[streamtest.Item](noHead{w.feed}), decode, keyOf, informer.Logger(discard),
 			informer.WatchOptions(stream.PollInterval(100*time.Millisecond), stream.Logger(discard)))
 		require.NoError(t, err)
-		rec := newRecorder()
-		inf.AddHandler(rec)
-		stop := start(t, inf)
+		rec, stop := startSynced(t, inf)
 		defer stop()
-		require.NoError(t, inf.WaitForSync(t.Context()))
 		settle()
 		require.Len(t, rec.take(), 6)
 		w.update(id(2), "STOPPED")
@@ -801,11 +788,8 @@ func TestUnknownObjectChanges(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(3)
 		inf := newInformer(t, w)
-		rec := newRecorder()
-		inf.AddHandler(rec)
-		stop := start(t, inf)
+		rec, stop := startSynced(t, inf)
 		defer stop()
-		require.NoError(t, inf.WaitForSync(t.Context()))
 		settle()
 		require.Len(t, rec.take(), 3)
 
