@@ -61,7 +61,7 @@ func (c *keyedConfig) fail(format string, args ...any) {
 }
 
 func keyedInvalid(format string, args ...any) error {
-	return fmt.Errorf("operators: HandleByKey: %w: "+format, append([]any{stream.ErrInvalidOption}, args...)...)
+	return invalid("HandleByKey: "+format, args...)
 }
 
 // Err returns the error the option records for a bad argument, or nil.
