@@ -188,6 +188,8 @@ func WatermarkRevision(rev stream.Revision) (stream.Revision, error) { return re
 // next run (LoadAfter): nothing at or below it is lost after a crash, and
 // changes above it may be handled again (at-least-once, per key in order):
 //
+//	ctx, cancel := context.WithCancel(ctx)
+//	defer cancel() // stops the reading goroutine, whatever ends the loop
 //	events := stream.Watch(ctx, src, after)
 //	marks := operators.HandleByKey(ctx, events, 32, resourceID, src.Revision, apply)
 //	for _, err := range operators.Checkpoint(ctx, marks, store, operators.WatermarkRevision) {

@@ -65,6 +65,8 @@ func ExampleHandleByKey() {
 	retry := operators.RetryHandler(stream.RetryPolicy{Min: time.Millisecond, Max: 10 * time.Millisecond, Multiplier: 2, MaxRetries: 5})
 
 	run := func() {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel() // stops HandleByKey's reading goroutine, whatever ends the loop
 		// After the saved watermark; from the start on the first run.
 		after, err := operators.LoadAfter(ctx, store, stream.FromStart())
 		if err != nil {
