@@ -107,6 +107,22 @@
 // (pages of up to 1000 changes instead of 100); Start(nil) does not panic;
 // the channel accessors never return nil.
 //
+// # Credentials
+//
+// CloudTower's specification secures GET /resource-changes with HTTP
+// Basic (API credentials), not the login token. With a client from
+// cloudtower.Dial whose Config has APIUsername and APIPassword (and
+// Headers, BypassWhitelist), nothing more is needed. For any other client,
+// NewResourceChangeWatchClient takes source options after the params, so
+// that nobody has to write a ClientOption by hand:
+//
+//	w, err := watchor.NewResourceChangeWatchClient(params,
+//		cloudtower.APICredentials(apiUser, apiPassword),
+//		cloudtower.BypassWhitelist(), cloudtower.Header("X-Tenant", "blue"))
+//
+// params.ClientOptions still applies, after them: an AuthInfo it sets
+// wins, as with the SDK's client.
+//
 // Also: ClientOptions may be nil; the backoff between retries starts at
 // PollingInterval and doubles, with jitter, up to 30 s (or
 // PollingInterval if longer); each poll is bounded by 60 s; retries are
