@@ -107,6 +107,11 @@
 // (pages of up to 1000 changes instead of 100); Start(nil) does not panic;
 // the channel accessors never return nil.
 //
+// Also: ClientOptions may be nil; the backoff between retries starts at
+// PollingInterval and doubles, with jitter, up to 30 s (or
+// PollingInterval if longer); each poll is bounded by 60 s; retries are
+// logged through log/slog's default logger at Warn level.
+//
 // # Credentials
 //
 // CloudTower's specification secures GET /resource-changes with HTTP
@@ -122,9 +127,4 @@
 //
 // params.ClientOptions still applies, after them: an AuthInfo it sets
 // wins, as with the SDK's client.
-//
-// Also: ClientOptions may be nil; the backoff between retries starts at
-// PollingInterval and doubles, with jitter, up to 30 s (or
-// PollingInterval if longer); each poll is bounded by 60 s; retries are
-// logged through log/slog's default logger at Warn level.
 package watchor
