@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"strings"
 
 	"github.com/towerwatch/towerwatch/source/cloudtower"
 )
@@ -43,4 +44,18 @@ func (r *runner) connection(ctx context.Context) (cloudtower.Config, error) {
 		cfg.Warnf("--insecure-skip-verify: the server's TLS certificate is not verified: anyone on the network path can read the credentials and the changes; use --ca-file instead")
 	}
 	return cc, nil
+}
+
+// redactHeaderFlag hides the value of a --header NAME=VALUE whose name
+// looks secret (Authorization, Cookie, anything naming a token, key,
+// secret, password, session or credential), for commands ctwatch prints.
+func redactHeaderFlag(v string) string {
+	name, _, ok := strings.Cut(v, "=")
+	n := strings.ToLower(name)
+	for _, w := range []string{"auth", "cookie", "token", "key", "secret", "pass", "session", "credential", "signature"} {
+		if ok && strings.Contains(n, w) {
+			return name + "=<redacted>"
+		}
+	}
+	return v
 }

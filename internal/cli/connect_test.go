@@ -136,4 +136,8 @@ func TestAPICredentialFlags(t *testing.T) {
 	if want := `ctwatch --api-username feed --api-password "$CLOUDTOWER_API_PASSWORD" --from 9`; got != want {
 		t.Errorf("resumeCommand = %s, want %s", got, want)
 	}
+	got = resumeCommand([]string{"--header", "Authorization=Bearer s3cret", "--header=X-Api-Key=k3y", "--header", "X-Tenant=blue"}, stream.MustParseRevision("9"))
+	if want := `ctwatch --header 'Authorization=<redacted>' --header 'X-Api-Key=<redacted>' --header X-Tenant=blue --from 9`; got != want {
+		t.Errorf("resumeCommand = %s, want %s", got, want)
+	}
 }

@@ -482,6 +482,13 @@ func resumeCommand(args []string, rev stream.Revision) string {
 		case name == "--from" && !hasValue:
 			i++ // skip the value
 		case name == "--from", name == "--from-now":
+		case name == "--header" && (hasValue || i+1 < len(args)):
+			v := strings.TrimPrefix(a, "--header=")
+			if !hasValue {
+				i++
+				v = args[i]
+			}
+			out = append(out, "--header", shellQuote(redactHeaderFlag(v)))
 		case secret[name] != "":
 			if !hasValue {
 				i++
