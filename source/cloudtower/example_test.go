@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 
+	httptransport "github.com/go-openapi/runtime/client"
+	"github.com/go-openapi/strfmt"
+	"github.com/smartxworks/cloudtower-go-sdk/v2/client"
+
 	"github.com/towerwatch/towerwatch/source/cloudtower"
 	"github.com/towerwatch/towerwatch/stream"
 	"github.com/towerwatch/towerwatch/testutil/fakeserver"
@@ -91,4 +95,47 @@ func ExampleDecodeResponse() {
 	fmt.Println(*ev.Revision, *ev.Action, *ev.ResourceType, *ev.NewValue, "head", *resp.CurrentRevision)
 	// Output:
 	// 42 UPDATE Vm {"name":"web-1"} head 42
+}
+
+// A client not made by Dial (here the SDK's own runtime, sending the login
+// token): the APICredentials option authenticates the polls with HTTP
+// Basic, as CloudTower's resource-change feed wants, and BypassWhitelist
+// adds the header some deployments require.
+func ExampleAPICredentials() {
+	srv := fakeserver.New(fakeserver.Config{Seed: 1})
+	defer srv.Close()
+	srv.Generate(20)
+
+	rt := httptransport.NewWithClient(fakeserver.MemoryHost, fakeserver.BasePath, []string{"http"}, srv.Client())
+	rt.DefaultAuthentication = httptransport.APIKeyAuth("Authorization", "header", srv.Token())
+	c := client.New(rt, strfmt.Default)
+
+	src := cloudtower.New(c,
+		cloudtower.APICredentials(srv.APIUsername(), srv.APIPassword()),
+		cloudtower.BypassWhitelist())
+	n := 0
+	for ev, err := range src.Watch(context.Background(), cloudtower.FromStart()) {
+		if err != nil {
+			fmt.Println("ended:", err)
+			return
+		}
+		fmt.Println(*ev.Revision, *ev.Action)
+		if n++; n == 2 {
+			break
+		}
+	}
+	// Output:
+	// 1 INSERT
+	// 2 INSERT
+}
+
+// Validate reports what Dial would refuse, before anything is sent; the
+// error wraps ErrConfig and stream.ErrInvalidOption.
+func ExampleConfig_Validate() {
+	err := cloudtower.Config{Host: "tower.example.com", APIUsername: "watcher"}.Validate()
+	fmt.Println(err)
+	fmt.Println(errors.Is(err, cloudtower.ErrConfig), errors.Is(err, stream.ErrInvalidOption))
+	// Output:
+	// invalid cloudtower config: APIUsername "watcher" has no APIPassword
+	// true true
 }
