@@ -38,9 +38,9 @@ func (l *live) seq(ctx context.Context) iter.Seq2[int, error] {
 
 // TestReaderGoroutineOwnership shows the rule of the package
 // documentation for the operators that read their upstream in a
-// goroutine (Batch, CoalesceByKey, Checkpoint with SaveWhenIdle): after a
-// break, the reading goroutine is released by cancelling the context the
-// upstream was built with. Without the cancel it stays blocked inside the
+// goroutine (Batch, CoalesceByKey, HandleByKey, Checkpoint with
+// SaveWhenIdle): after a break, the reading goroutine is released by
+// cancelling the context the upstream was built with. Without the cancel it stays blocked inside the
 // upstream, holding whatever the upstream holds (for a stream, a poll
 // loop), until the upstream's next value; with it (defer cancel()), it is
 // gone as soon as the loop is done.
@@ -51,6 +51,12 @@ func TestReaderGoroutineOwnership(t *testing.T) {
 		},
 		"CoalesceByKey": func(ctx context.Context, seq iter.Seq2[int, error]) iter.Seq2[int, error] {
 			return CoalesceByKey(ctx, seq, func(v int) int { return v }, time.Millisecond)
+		},
+		"HandleByKey": func(ctx context.Context, seq iter.Seq2[int, error]) iter.Seq2[int, error] {
+			marks := HandleByKey(ctx, seq, 2, func(v int) int { return v },
+				func(v int) (stream.Revision, error) { return rev(uint64(v)), nil },
+				func(context.Context, int) error { return nil })
+			return Map(marks, func(r stream.Revision) int { n, _ := r.Uint64(); return int(n) })
 		},
 		"Checkpoint/SaveWhenIdle": func(ctx context.Context, seq iter.Seq2[int, error]) iter.Seq2[int, error] {
 			return Checkpoint(ctx, seq, &memStore{}, func(v int) (stream.Revision, error) { return rev(uint64(v)), nil }, SaveWhenIdle(time.Millisecond))
