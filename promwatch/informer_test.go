@@ -37,8 +37,7 @@ func listVMs(feed *streamtest.Feed) informer.ListFunc[vm] {
 
 // TestInformerWiring wires promwatch to a real informer: objects from
 // its store, queue depth from a registration, re-lists from its hook,
-// (The informer sets its own stream.OnPoll hook, which replaces one given
-// through informer.WatchOptions: watch metrics need an informer hook.)
+// and the watch metrics of its change stream (through WatchOptions).
 func TestInformerWiring(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		feed := &streamtest.Feed{}
@@ -46,6 +45,8 @@ func TestInformerWiring(t *testing.T) {
 			feed.Add(streamtest.Item{Key: id, Value: "RUNNING"})
 		}
 		reg := prometheus.NewRegistry()
+		m, err := promwatch.New(reg)
+		require.NoError(t, err)
 		im, err := promwatch.NewInformer(reg)
 		require.NoError(t, err)
 
@@ -55,7 +56,8 @@ func TestInformerWiring(t *testing.T) {
 		inf, err := informer.New(listVMs(feed), feed, decode, func(v vm) string { return v.ID },
 			informer.Resync(time.Minute),
 			informer.OnRelist(func(informer.RelistInfo) { im.OnRelist() }),
-			informer.WatchOptions(stream.PollInterval(time.Second)), informer.Logger(slog.New(slog.DiscardHandler)))
+			informer.WatchOptions(stream.PollInterval(time.Second)), informer.WatchOptions(m.Options()...),
+			informer.Logger(slog.New(slog.DiscardHandler)))
 		require.NoError(t, err)
 		handled := make(chan struct{}, 10)
 		r := inf.AddHandler(informer.HandlerFuncs[vm]{UpdateFunc: func(_, _ vm) { handled <- struct{}{} }})
@@ -73,6 +75,9 @@ func TestInformerWiring(t *testing.T) {
 		require.Equal(t, 4.0, gaugeValue(t, im, "towerwatch_informer_objects"))
 		require.Equal(t, 0.0, gaugeValue(t, im, "towerwatch_informer_queue_depth"))
 		require.Equal(t, 0.0, gaugeValue(t, im, "towerwatch_informer_relists_total"))
+		require.Equal(t, 1.0, gaugeValue(t, m, "towerwatch_caught_up"))
+		require.Equal(t, 0.0, gaugeValue(t, m, "towerwatch_lag_revisions"))
+		require.NoError(t, m.Ready())
 
 		time.Sleep(61 * time.Second) // past the resync period, in fake time
 		synctest.Wait()
