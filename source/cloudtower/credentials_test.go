@@ -16,6 +16,7 @@ import (
 	httptransport "github.com/go-openapi/runtime/client"
 	"github.com/go-openapi/strfmt"
 	"github.com/smartxworks/cloudtower-go-sdk/v2/client"
+	"github.com/smartxworks/cloudtower-go-sdk/v2/models"
 
 	"github.com/towerwatch/towerwatch/stream"
 )
@@ -309,5 +310,39 @@ func TestCloseIdleConnectionsDialTransport(t *testing.T) {
 	CloseIdleConnections(c)
 	if cc.closed.Load() != 1 {
 		t.Errorf("CloseIdleConnections reached the transport %d times, want 1", cc.closed.Load())
+	}
+}
+
+// TestEchoedSecretsScrubbed: a server that echoes the request's
+// Authorization header (the token or the Basic API credentials) in its
+// error message: neither the poll's error nor the SDK's payload under it
+// passes a secret on.
+func TestEchoedSecretsScrubbed(t *testing.T) {
+	for _, status := range []int{400, 404, 500} {
+		srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+			_, pw, _ := r.BasicAuth() // a careless server that echoes the password too
+			respond(w, status, "application/json", fmt.Sprintf(errorJSON, "bad request "+r.Header.Get("Authorization")+" for "+pw, status))
+		})
+		for _, cfg := range []Config{
+			{Token: testToken},
+			{Token: testToken, APIUsername: testAPIUser, APIPassword: testAPIPassword},
+		} {
+			cfg.Host, cfg.Transport = srv.URL, srv.Client().Transport
+			c, err := Dial(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = New(c).Poll(context.Background(), stream.RevisionFromUint64(1), 10)
+			if err == nil || !strings.Contains(err.Error(), "bad request") {
+				t.Fatalf("HTTP %d: err = %v, want the server's message", status, err)
+			}
+			secrets := []string{testToken, testAPIPassword, base64.StdEncoding.EncodeToString([]byte(testAPIUser + ":" + testAPIPassword))}
+			assertNoSecret(t, "error", err.Error(), secrets...)
+			var withBody interface{ GetPayload() *models.ErrorBody }
+			if errors.As(err, &withBody) && withBody.GetPayload() != nil && withBody.GetPayload().Message != nil {
+				assertNoSecret(t, "the SDK's payload", *withBody.GetPayload().Message, secrets...)
+			}
+			CloseIdleConnections(c)
+		}
 	}
 }

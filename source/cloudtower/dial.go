@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -282,6 +283,10 @@ func Dial(ctx context.Context, cfg Config) (*client.Cloudtower, error) {
 	// "no consumer".
 	rt.Consumers["*/*"] = runtime.JSONConsumer()
 	dt := &dialTransport{rt: rt, headers: cfg.Headers.Clone(), changes: CredentialsNone}
+	dt.secrets = append(dt.secrets, cfg.Password, cfg.Token)
+	if cfg.APIUsername != "" {
+		dt.secrets = append(dt.secrets, cfg.APIPassword, base64.StdEncoding.EncodeToString([]byte(cfg.APIUsername+":"+cfg.APIPassword)))
+	}
 	if cfg.BypassWhitelist {
 		if dt.headers == nil {
 			dt.headers = make(http.Header)
@@ -298,6 +303,7 @@ func Dial(ctx context.Context, cfg Config) (*client.Cloudtower, error) {
 		log.Debug("cloudtower: logged in", "host", host, "user", cfg.Username, "source", userSource(cfg))
 	}
 	if token != "" {
+		dt.secrets = append(dt.secrets, token)
 		rt.DefaultAuthentication = httptransport.APIKeyAuth("Authorization", "header", token)
 		dt.changes = CredentialsToken
 	}
@@ -319,6 +325,7 @@ type dialTransport struct {
 	headers     http.Header
 	changesAuth runtime.ClientAuthInfoWriter // nil: the runtime's default (the token)
 	changes     Credentials                  // what GET /resource-changes carries without a ClientOption's AuthInfo
+	secrets     []string                     // never passed on in an error: passwords, the token, the Basic credentials
 }
 
 // Submit implements runtime.ClientTransport.
@@ -329,7 +336,35 @@ func (t *dialTransport) Submit(op *runtime.ClientOperation) (any, error) {
 	if op.ID == opChanges && op.AuthInfo == nil && t.changesAuth != nil {
 		op.AuthInfo = t.changesAuth
 	}
-	return t.rt.Submit(op)
+	res, err := t.rt.Submit(op)
+	if err != nil {
+		scrub(err, t.secrets)
+	}
+	return res, err
+}
+
+// scrub replaces the secrets in the server's message that err carries (a
+// server may echo the request, its Authorization header included), so
+// that neither our errors nor the SDK's payload under them pass one on.
+func scrub(err error, secrets []string) {
+	var withBody interface{ GetPayload() *models.ErrorBody }
+	if !errors.As(err, &withBody) {
+		return
+	}
+	b := withBody.GetPayload()
+	if b == nil {
+		return
+	}
+	for _, f := range []*string{b.Message, b.Path, b.Stack, b.OperationName} {
+		if f == nil {
+			continue
+		}
+		for _, secret := range secrets {
+			if secret != "" {
+				*f = strings.ReplaceAll(*f, secret, "[redacted]")
+			}
+		}
+	}
 }
 
 // withHeaders returns params that also set headers.
@@ -393,16 +428,7 @@ func login(ctx context.Context, c *client.Cloudtower, cfg Config, where string) 
 	if err != nil {
 		// The server may echo the request: never pass the password on,
 		// neither in our error nor in the SDK's payload under it.
-		var withBody interface{ GetPayload() *models.ErrorBody }
-		if errors.As(err, &withBody) {
-			if b := withBody.GetPayload(); b != nil {
-				for _, f := range []*string{b.Message, b.Path, b.Stack, b.OperationName} {
-					if f != nil {
-						*f = strings.ReplaceAll(*f, cfg.Password, "[redacted]")
-					}
-				}
-			}
-		}
+		scrub(err, []string{cfg.Password})
 		err, _ := classify(opLogin, err)
 		var ae *APIError
 		if errors.As(err, &ae) {
