@@ -118,6 +118,8 @@
 // Neither a password nor the token appears in an error, a log line or a
 // printed Config (String, GoString, LogValue), nor do the values of
 // secret-looking Headers (Authorization, Cookie, anything naming a token,
-// key, secret or password). Dial turns off the SDK runtime's DEBUG dump,
-// which would print them.
+// key, secret or password). A server's error message that echoes one of
+// them (a careless server may echo the request) is scrubbed before it
+// reaches an error. Dial turns off the SDK runtime's DEBUG dump, which
+// would print them.
 package cloudtower
