@@ -63,8 +63,8 @@ func TestNewParams(t *testing.T) {
 				}
 				return
 			}
-			if w != nil || !errors.Is(err, watchor.ErrInvalidParams) {
-				t.Fatalf("got %v, %v; want an error wrapping ErrInvalidParams", w, err)
+			if w != nil || !errors.Is(err, watchor.ErrInvalidParams) || !errors.Is(err, stream.ErrInvalidOption) {
+				t.Fatalf("got %v, %v; want an error wrapping ErrInvalidParams and stream.ErrInvalidOption", w, err)
 			}
 			if n := countWrapped(err, watchor.ErrInvalidParams); n != tc.want {
 				t.Errorf("%v: %d problems reported, want %d", err, n, tc.want)
