@@ -60,9 +60,10 @@ type Extension struct {
 	// Source, if not nil, may replace the change source. Return a non-nil
 	// sequence to read changes from it instead of CloudTower, or nil and a
 	// nil error to keep the default. The sequence must follow the contract
-	// of Changes, start after cfg.Start (from the head when cfg.Start is
-	// zero) and stop when ctx is done. It may call cfg.OnPoll for the
-	// progress display. An error returned here, or ending the sequence, is
+	// of Changes, start after cfg.Start (from the oldest change when
+	// cfg.FromStart is set, else from the head when cfg.Start is zero) and
+	// stop when ctx is done. It may call cfg.OnPoll for the progress
+	// display. An error returned here, or ending the sequence, is
 	// mapped to an exit code like CloudTower's (see ExitCode). A hook that
 	// needs the CloudTower source itself (to bridge it elsewhere, say)
 	// opens it with cfg.OpenCloudTower, which honours --demo.
@@ -119,8 +120,12 @@ type Config struct {
 	Action     string   // "" for all
 	// Start is the revision to start after: the first change delivered is
 	// the first one newer than it. The zero Revision means from now (the
-	// server's head).
+	// server's head), unless FromStart is set.
 	Start stream.Revision
+	// FromStart means from the oldest change the server keeps
+	// (stream.FromStart): --demo without --from, --from-now or a stored
+	// checkpoint. Start is zero then.
+	FromStart bool
 	// Checkpoint is the checkpoint file, "" for none. Run reads it (into
 	// Start) and writes it; hooks need not.
 	Checkpoint   string

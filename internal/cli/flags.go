@@ -62,7 +62,7 @@ type flags struct {
 
 	MetricsAddr string `name:"metrics-addr" group:"Monitoring" placeholder:"HOST:PORT" envvar:"CTWATCH_METRICS_ADDR" help:"Serve Prometheus metrics at http://HOST:PORT/metrics and health checks at /healthz and /readyz (off by default)."`
 
-	Demo    bool             `help:"Watch an embedded fake CloudTower with a change generator (no server needed); starts with --from 0."`
+	Demo    bool             `help:"Watch an embedded fake CloudTower with a change generator (no server needed); starts from the first change."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 
 	// Hidden knobs, for tests and the demo.
@@ -231,7 +231,7 @@ func (f *flags) config(stored stream.Revision, stdoutTTY bool) (*Config, error) 
 	case f.From != "":
 		cfg.Start = from
 	case f.Demo && !f.FromNow:
-		cfg.Start = stream.MustParseRevision("0")
+		cfg.FromStart = true
 	}
 	if cfg.Token != "" && (cfg.Username != "" || cfg.Password != "") {
 		return nil, UsageError("give either --token or --username and --password, not both (check CLOUDTOWER_TOKEN, CLOUDTOWER_USERNAME, CLOUDTOWER_PASSWORD)")

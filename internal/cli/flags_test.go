@@ -108,11 +108,11 @@ func TestFlagsAndEnv(t *testing.T) {
 			},
 		},
 		{
-			name: "demo starts at 0",
+			name: "demo starts from the start",
 			args: []string{"--demo"},
 			check: func(t *testing.T, c *Config) {
-				if c.Start != rev("0") {
-					t.Errorf("start %q, want 0", c.Start)
+				if !c.FromStart || !c.Start.IsZero() {
+					t.Errorf("start %q, from start %t; want from the start", c.Start, c.FromStart)
 				}
 			},
 		},
@@ -120,8 +120,8 @@ func TestFlagsAndEnv(t *testing.T) {
 			name: "demo from now",
 			args: []string{"--demo", "--from-now"},
 			check: func(t *testing.T, c *Config) {
-				if !c.Start.IsZero() {
-					t.Errorf("start %q, want from now", c.Start)
+				if !c.Start.IsZero() || c.FromStart {
+					t.Errorf("start %q, from start %t; want from now", c.Start, c.FromStart)
 				}
 			},
 		},

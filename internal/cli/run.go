@@ -286,9 +286,12 @@ func (r *runner) watchOptions() []stream.Option {
 		stream.OnWarning(func(err error) { cfg.Warnf("%v (retrying)", err); r.watchMetrics().OnWarning(err) }),
 		stream.Logger(cfg.Logger),
 	}
-	if cfg.Start.IsZero() {
+	switch {
+	case cfg.FromStart:
+		opts = append(opts, stream.FromStart())
+	case cfg.Start.IsZero():
 		opts = append(opts, stream.FromNow())
-	} else {
+	default:
 		opts = append(opts, stream.After(cfg.Start))
 	}
 	switch {

@@ -231,7 +231,7 @@ func TestEndToEndFaults(t *testing.T) {
 			s.Generate(1500)
 			var warnings atomic.Int32
 			opts := e2eOptions(
-				stream.After(stream.RevisionFromUint64(0)),
+				stream.FromStart(),
 				stream.PageSize(50),
 				stream.PollTimeout(100*time.Millisecond), // ends each FaultHang
 				stream.OnWarning(func(error) { warnings.Add(1) }),
@@ -291,7 +291,7 @@ func TestEndToEndFilters(t *testing.T) {
 		t.Fatalf("only %d matching events generated", len(want))
 	}
 	src := New(c, ResourceTypes(fakeserver.TypeVM, fakeserver.TypeHost), Action(fakeserver.ActionUpdate))
-	got, err := drain(t, src, want[len(want)-1].Revision, e2eOptions(stream.After(stream.RevisionFromUint64(0)))...)
+	got, err := drain(t, src, want[len(want)-1].Revision, e2eOptions(stream.FromStart())...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +309,7 @@ func TestEndToEndFilters(t *testing.T) {
 			one = append(one, e)
 		}
 	}
-	got, err = drain(t, New(c, ResourceID(id)), one[len(one)-1].Revision, e2eOptions(stream.After(stream.RevisionFromUint64(0)))...)
+	got, err = drain(t, New(c, ResourceID(id)), one[len(one)-1].Revision, e2eOptions(stream.FromStart())...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +322,7 @@ func TestEndToEndResume(t *testing.T) {
 	s, c := startFake(t, fakeserver.Config{Seed: 5, Knobs: fakeserver.Knobs{InclusiveStart: true, Shuffle: true}})
 	s.Generate(1000)
 	src := New(c)
-	first, err := drain(t, src, 400, e2eOptions(stream.After(stream.RevisionFromUint64(0)))...)
+	first, err := drain(t, src, 400, e2eOptions(stream.FromStart())...)
 	if err != nil {
 		t.Fatal(err)
 	}

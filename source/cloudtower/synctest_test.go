@@ -88,7 +88,7 @@ func TestSynctestCancelHung(t *testing.T) {
 				done := make(chan result)
 				go func() {
 					var r result
-					for _, err := range src.Watch(ctx, stream.After(stream.RevisionFromUint64(0)),
+					for _, err := range src.Watch(ctx, stream.FromStart(),
 						stream.PageSize(10), stream.Prefetch(prefetch)) {
 						if err != nil {
 							r.err = err
@@ -126,7 +126,7 @@ func TestSynctestHangUntilPollTimeout(t *testing.T) {
 
 		var warnings []error
 		start := time.Now()
-		got, err := drain(t, src, s.Head(), stream.After(stream.RevisionFromUint64(0)), stream.PageSize(10),
+		got, err := drain(t, src, s.Head(), stream.FromStart(), stream.PageSize(10),
 			stream.PollTimeout(10*time.Second), stream.Backoff(time.Second, time.Second),
 			stream.Logger(slog.New(slog.DiscardHandler)),
 			stream.OnWarning(func(err error) { warnings = append(warnings, err) }))
@@ -160,7 +160,7 @@ func TestSynctestFaultsInMemory(t *testing.T) {
 			}
 		}
 		s.SetRandomFaults(8, 0.4, kinds...)
-		got, err := drain(t, src, s.Head(), stream.After(stream.RevisionFromUint64(0)), stream.PageSize(40),
+		got, err := drain(t, src, s.Head(), stream.FromStart(), stream.PageSize(40),
 			stream.PollTimeout(5*time.Second), stream.Logger(slog.New(slog.DiscardHandler)))
 		if err != nil {
 			t.Fatalf("after %d events: %v", len(got), err)

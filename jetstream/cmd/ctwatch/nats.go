@@ -206,7 +206,10 @@ func (x *natsExt) bridge(ctx context.Context, cfg *cli.Config) (cli.Changes, err
 		return nil, err
 	}
 	var start stream.Option // with an empty stream: at CloudTower's head,
-	if !cfg.Start.IsZero() {
+	switch {
+	case cfg.FromStart:
+		start = stream.FromStart() // or from the oldest change (--demo)
+	case !cfg.Start.IsZero():
 		start = stream.After(cfg.Start) // or after --from
 	}
 	bc := bridge.Config{
