@@ -60,7 +60,7 @@ func (x *fakeExt) extension() Extension {
 			return func(yield func(*models.ResourceChangeEvent, error) bool) {
 				for i := start + 1; i <= start+100; i++ {
 					cfg.OnPoll(stream.PollInfo{Head: stream.RevisionFromUint64(start + 100), New: 1, Items: 1})
-					rev, typ, act := strconv.FormatUint(i, 10), "VM", "UPDATE"
+					rev, typ, act := strconv.FormatUint(i, 10), "Vm", "UPDATE"
 					nv := fmt.Sprintf(`{"name":"vm-%d"}`, i)
 					if !yield(&models.ResourceChangeEvent{Revision: &rev, ResourceType: &typ, Action: &act, NewValue: &nv}, nil) {
 						return

@@ -99,9 +99,9 @@ func TestFlagsAndEnv(t *testing.T) {
 		},
 		{
 			name: "filters, start, limit",
-			args: []string{"--types", "VM, HOST", "--resource-id", "c1", "--action", "UPDATE", "--from", "0042", "--limit", "9", "-q", "-o", "json"},
+			args: []string{"--types", "Vm, Host", "--resource-id", "c1", "--action", "UPDATE", "--from", "0042", "--limit", "9", "-q", "-o", "json"},
 			check: func(t *testing.T, c *Config) {
-				if !slices.Equal(c.Types, []string{"VM", "HOST"}) || c.ResourceID != "c1" || c.Action != "UPDATE" ||
+				if !slices.Equal(c.Types, []string{"Vm", "Host"}) || c.ResourceID != "c1" || c.Action != "UPDATE" ||
 					c.Start != rev("42") || c.Limit != 9 || !c.Quiet || c.Output != "json" {
 					t.Errorf("got %+v", c)
 				}
@@ -234,8 +234,8 @@ func TestHelpAndVersion(t *testing.T) {
 }
 
 func TestResumeCommand(t *testing.T) {
-	got := resumeCommand([]string{"--server", "h", "--password", "hunter2", "--token=tok", "--from", "5", "--from-now", "--types", "VM,HOST", "--checkpoint", "my file"}, stream.MustParseRevision("900"))
-	want := `ctwatch --server h --password "$CLOUDTOWER_PASSWORD" --token "$CLOUDTOWER_TOKEN" --types VM,HOST --checkpoint 'my file' --from 900`
+	got := resumeCommand([]string{"--server", "h", "--password", "hunter2", "--token=tok", "--from", "5", "--from-now", "--types", "Vm,Host", "--checkpoint", "my file"}, stream.MustParseRevision("900"))
+	want := `ctwatch --server h --password "$CLOUDTOWER_PASSWORD" --token "$CLOUDTOWER_TOKEN" --types Vm,Host --checkpoint 'my file' --from 900`
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}

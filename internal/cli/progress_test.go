@@ -92,18 +92,18 @@ func TestProgressWaitsForLineEnd(t *testing.T) {
 	p.poll(stream.PollInfo{Head: stream.RevisionFromUint64(100)})
 	*now = now.Add(time.Second)
 	p.delivered(stream.RevisionFromUint64(1)) // draws
-	stdout.Write([]byte("1  VM\n2  VM"))      // row 2 unfinished
+	stdout.Write([]byte("1  Vm\n2  Vm"))      // row 2 unfinished
 	*now = now.Add(time.Second)
 	p.delivered(stream.RevisionFromUint64(2))
-	stdout.Write([]byte("  CREATE\n"))
+	stdout.Write([]byte("  INSERT\n"))
 	*now = now.Add(time.Second)
 	p.delivered(stream.RevisionFromUint64(3)) // draws again
 	got := out.String()
 	want := "\r\x1b[Kctwatch: catching up: 1 changes, revision 1 of 100, 1 changes/s" +
-		"\r\x1b[K1  VM\n" + // row 2 held back
+		"\r\x1b[K1  Vm\n" + // row 2 held back
 		"\r\x1b[Kctwatch: catching up: 1 changes, revision 1 of 100, 1 changes/s" +
 		"\r\x1b[Kctwatch: catching up: 2 changes, revision 2 of 100, 1 changes/s" +
-		"\r\x1b[K2  VM  CREATE\n" +
+		"\r\x1b[K2  Vm  INSERT\n" +
 		"\r\x1b[Kctwatch: catching up: 2 changes, revision 2 of 100, 1 changes/s" +
 		"\r\x1b[Kctwatch: catching up: 3 changes, revision 3 of 100, 1 changes/s"
 	if got != want {

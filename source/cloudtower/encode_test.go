@@ -45,7 +45,7 @@ func TestEncodeEvent(t *testing.T) {
 
 func FuzzEncodeEvent(f *testing.F) {
 	for _, s := range encodeStrings {
-		f.Add(s, "VM", "42")
+		f.Add(s, "Vm", "42")
 	}
 	f.Fuzz(func(t *testing.T, value, typ, rev string) {
 		checkEncode(t, &models.ResourceChangeEvent{NewValue: &value, ResourceType: &typ, Revision: &rev, OldValue: &value})

@@ -16,7 +16,7 @@ import (
 )
 
 const okPage = `{"data":[` +
-	`{"action":"CREATE","resource_id":"vm-1","resource_type":"Vm","revision":"11","prev_revision":"10","created_at":"2025-01-02T03:04:05.678Z","new_value":"{}"},` +
+	`{"action":"INSERT","resource_id":"vm-1","resource_type":"Vm","revision":"11","prev_revision":"10","created_at":"2025-01-02T03:04:05.678Z","new_value":"{}"},` +
 	`{"action":"UPDATE","resource_id":"vm-1","resource_type":"Vm","revision":"12","prev_revision":"11"}` +
 	`],"currentRevision":"20","compactRevision":"3","ec":"0","error":null}`
 
@@ -144,7 +144,7 @@ func TestPollPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := page.Items[0]
-	if *ev.Action != "CREATE" || *ev.ResourceID != "vm-1" || *ev.ResourceType != "Vm" || *ev.Revision != "11" ||
+	if *ev.Action != "INSERT" || *ev.ResourceID != "vm-1" || *ev.ResourceType != "Vm" || *ev.Revision != "11" ||
 		*ev.PrevRevision != "10" || *ev.CreatedAt != "2025-01-02T03:04:05.678Z" || *ev.NewValue != "{}" || ev.OldValue != nil {
 		t.Errorf("first event decoded wrongly: %+v", ev)
 	}
