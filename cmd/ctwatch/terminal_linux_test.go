@@ -18,7 +18,9 @@ import (
 )
 
 var (
-	rowRE      = regexp.MustCompile(`^(\d+)\s+(\S+)\s+(\S+)\s+(INSERT|UPDATE|DELETE)\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\s+\S+)?\s*$`)
+	// A table row; one without a name (a Label, a VmNic) ends with its
+	// time, without trailing spaces.
+	rowRE      = regexp.MustCompile(`^(\d+)\s+(\S+)\s+(\S+)\s+(INSERT|UPDATE|DELETE)\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\s+\S+)?$`)
 	progressRE = regexp.MustCompile(`^ctwatch: catching up: \d+ changes, revision \d+ of \d+ \(\d+%\), \d+ changes/s$`)
 )
 

@@ -138,11 +138,19 @@ func (t *tablePrinter) row(cols ...string) {
 	for i := range cols {
 		cols[i] = clean(cols[i])
 	}
+	// The columns after last are empty: no padding before them, so that a
+	// row without a name (a Label, a VmNic) has no trailing spaces.
+	last := len(cols) - 1
+	for last > 0 && cols[last] == "" {
+		last--
+	}
 	for i, c := range cols[:len(t.widths)] {
 		n := utf8.RuneCountInString(c)
 		t.widths[i] = max(t.widths[i], n)
 		t.bw.WriteString(c)
-		t.bw.WriteString(strings.Repeat(" ", t.widths[i]-n+2))
+		if i < last {
+			t.bw.WriteString(strings.Repeat(" ", t.widths[i]-n+2))
+		}
 	}
 	t.bw.WriteString(cols[len(t.widths)])
 	t.bw.WriteString("\n")
