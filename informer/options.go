@@ -1,7 +1,6 @@
 package informer
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -64,15 +63,7 @@ func (o Option) Err() error {
 // Validate returns the errors of opts, joined (nil if every option is
 // valid): the error New would return for them (New also checks that the
 // functions given to Index, Transform and Equal take its object type).
-func Validate(opts ...Option) error {
-	var errs []error
-	for _, o := range opts {
-		if err := o.Err(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
+func Validate(opts ...Option) error { return stream.ValidateOptions(opts...) }
 
 // Index registers an index: f returns the index values of an object (for
 // example its cluster's id), and Store.ByIndex(name, value) returns the

@@ -1,7 +1,6 @@
 package promwatch
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"regexp"
@@ -50,15 +49,7 @@ func (o Option) Err() error {
 
 // Validate returns the errors of opts, joined (nil if every option is
 // valid): the error New, NewBridge and NewInformer would return for them.
-func Validate(opts ...Option) error {
-	var errs []error
-	for _, o := range opts {
-		if err := o.Err(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
+func Validate(opts ...Option) error { return stream.ValidateOptions(opts...) }
 
 type config struct {
 	namespace   string

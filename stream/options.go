@@ -35,7 +35,13 @@ func (o Option) Err() error {
 
 // Validate returns the errors of opts, joined (nil if every option is
 // valid): the error Watch would yield for them.
-func Validate(opts ...Option) error {
+func Validate(opts ...Option) error { return ValidateOptions(opts...) }
+
+// ValidateOptions returns the errors of opts' Err methods, joined (nil if
+// every option is valid). It is the Validate of every package whose options
+// follow the project's rule (an Err method reporting a bad argument where
+// the option is built): informer.Validate, promwatch.Validate, ...
+func ValidateOptions[O interface{ Err() error }](opts ...O) error {
 	var errs []error
 	for _, o := range opts {
 		if err := o.Err(); err != nil {

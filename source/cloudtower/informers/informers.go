@@ -51,15 +51,7 @@ func (o Option) Err() error {
 
 // Validate returns the errors of opts, joined (nil if every option is
 // valid): the error New would return for them.
-func Validate(opts ...Option) error {
-	var errs []error
-	for _, o := range opts {
-		if err := o.Err(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
+func Validate(opts ...Option) error { return stream.ValidateOptions(opts...) }
 
 // PageSize sets the number of objects per list request (default
 // DefaultPageSize). It must be at least 2.
