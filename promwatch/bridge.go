@@ -9,10 +9,10 @@ import "github.com/prometheus/client_golang/prometheus"
 // NewBridge; its methods are safe for concurrent use and do nothing on a
 // nil receiver.
 type Bridge struct {
-	published  prometheus.Counter
-	errors     prometheus.Counter
-	leader     prometheus.Gauge
-	collectors []prometheus.Collector
+	published prometheus.Counter
+	errors    prometheus.Counter
+	leader    prometheus.Gauge
+	collectors
 }
 
 // NewBridge makes the bridge collectors and registers them on reg. Of the
@@ -30,25 +30,11 @@ func NewBridge(reg prometheus.Registerer, opts ...Option) (*Bridge, error) {
 		leader: prometheus.NewGauge(prometheus.GaugeOpts(cfg.opts("bridge_leader",
 			"1 while this bridge holds the leader lock and publishes, else 0."))),
 	}
-	b.collectors = []prometheus.Collector{b.published, b.errors, b.leader}
+	b.collectors = collectors{b.published, b.errors, b.leader}
 	if err := register(reg, "NewBridge", b); err != nil {
 		return nil, err
 	}
 	return b, nil
-}
-
-// Describe implements prometheus.Collector.
-func (b *Bridge) Describe(ch chan<- *prometheus.Desc) {
-	for _, c := range b.collectors {
-		c.Describe(ch)
-	}
-}
-
-// Collect implements prometheus.Collector.
-func (b *Bridge) Collect(ch chan<- prometheus.Metric) {
-	for _, c := range b.collectors {
-		c.Collect(ch)
-	}
 }
 
 // OnPublished counts n changes published and acknowledged.

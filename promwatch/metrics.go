@@ -47,7 +47,7 @@ type Metrics struct {
 	lag          prometheus.Gauge
 	caughtUp     prometheus.Gauge
 	lastEvent    prometheus.Gauge
-	collectors   []prometheus.Collector
+	collectors
 
 	events bounded[prometheus.Counter]
 
@@ -88,7 +88,7 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		"1 if the last successful poll found nothing more waiting, else 0.")))
 	m.lastEvent = prometheus.NewGauge(prometheus.GaugeOpts(cfg.opts("last_event_timestamp_seconds",
 		"Unix time of the last successful poll that brought new changes; 0 if none has.")))
-	m.collectors = []prometheus.Collector{m.eventsVec, m.pollsVec, m.pollDuration, m.retries,
+	m.collectors = collectors{m.eventsVec, m.pollsVec, m.pollDuration, m.retries,
 		m.compactions, m.gaps, m.lag, m.caughtUp, m.lastEvent}
 	m.events = newBounded(cfg.maxSeries, func(k [2]string) prometheus.Counter {
 		return m.eventsVec.WithLabelValues(k[0], k[1])
@@ -97,20 +97,6 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		return nil, err
 	}
 	return m, nil
-}
-
-// Describe implements prometheus.Collector.
-func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, c := range m.collectors {
-		c.Describe(ch)
-	}
-}
-
-// Collect implements prometheus.Collector.
-func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
-	for _, c := range m.collectors {
-		c.Collect(ch)
-	}
 }
 
 // Options returns the stream options that feed m: stream.OnPoll(m.OnPoll)

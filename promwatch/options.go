@@ -190,3 +190,21 @@ func register(reg prometheus.Registerer, what string, col prometheus.Collector) 
 	}
 	return nil
 }
+
+// collectors is a group of collectors that describes and collects as one;
+// the package's types embed it to implement prometheus.Collector.
+type collectors []prometheus.Collector
+
+// Describe implements prometheus.Collector.
+func (cs collectors) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range cs {
+		c.Describe(ch)
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (cs collectors) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range cs {
+		c.Collect(ch)
+	}
+}
