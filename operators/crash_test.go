@@ -53,32 +53,14 @@ func TestCheckpointCrash(t *testing.T) {
 		before := loadUint(t, store)
 		mode, at := "", 0
 		if run <= 8 && before < crashEvents { // then one clean run to the end
-			mode = crashModes[rng.IntN(len(crashModes))]
-			left := crashEvents - int(before)
-			if mode == "body" {
-				at = 1 + rng.IntN(left)
-			} else {
-				at = 1 + rng.IntN(max(1, left/crashSaveEvery))
-			}
+			mode, at = crashPlan(rng, crashModes, crashEvents-int(before), crashSaveEvery)
 		}
 		logPath := filepath.Join(dir, fmt.Sprintf("run%d.log", run))
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCheckpointCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(),
+		killed := runCrashChild(t, fmt.Sprintf("run %d (%s at %d)", run, mode, at), "TestCheckpointCrashChild",
 			envCrashDir+"="+dir,
 			envCrashMode+"="+mode,
 			envCrashAt+"="+strconv.Itoa(at),
 			"TOWERWATCH_CRASH_LOG="+logPath)
-		out, err := cmd.CombinedOutput()
-		killed := false
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-				killed = true
-			}
-		}
-		if err != nil && !killed {
-			t.Fatalf("run %d (%s at %d): %v\n%s", run, mode, at, err, out)
-		}
 
 		handled := readLog(t, logPath)
 		after, err := store.Load(ctx) // never corrupt, whenever the process died
@@ -220,4 +202,36 @@ func last(s []uint64) uint64 {
 		return 0
 	}
 	return s[len(s)-1]
+}
+
+// crashPlan picks how the next child run dies: in the loop body after
+// 1..left values ("body"), or in a save step ("write", "sync", ...) at one
+// of the saves left, a save coming every saveEvery values.
+func crashPlan(rng *rand.Rand, modes []string, left, saveEvery int) (mode string, at int) {
+	mode = modes[rng.IntN(len(modes))]
+	if mode == "body" {
+		return mode, 1 + rng.IntN(left)
+	}
+	return mode, 1 + rng.IntN(max(1, left/saveEvery))
+}
+
+// runCrashChild runs the test named child in a new process of this test
+// binary with env added, and reports whether it was killed with SIGKILL
+// (as the crash tests' children kill themselves); any other failure fails
+// t, labelled with what.
+func runCrashChild(t *testing.T, what, child string, env ...string) (killed bool) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
+			return true
+		}
+	}
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", what, err, out)
+	}
+	return false
 }

@@ -9,13 +9,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -97,32 +95,14 @@ func TestHandleByKeyCrash(t *testing.T) {
 		before := loadUint(t, store)
 		mode, at := "", 0
 		if run <= 10 && before < keyedCrashEvents { // then one clean run to the end
-			mode = modes[rng.IntN(len(modes))]
-			left := keyedCrashEvents - int(before)
-			if mode == "body" {
-				at = 1 + rng.IntN(left)
-			} else {
-				at = 1 + rng.IntN(max(1, left/keyedCrashSaveEvery))
-			}
+			mode, at = crashPlan(rng, modes, keyedCrashEvents-int(before), keyedCrashSaveEvery)
 		}
 		logPath := filepath.Join(dir, fmt.Sprintf("run%d.log", run))
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHandleByKeyCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(),
+		killed := runCrashChild(t, fmt.Sprintf("run %d (%s at %d)", run, mode, at), "TestHandleByKeyCrashChild",
 			envKeyedDir+"="+dir,
 			envKeyedMode+"="+mode,
 			envKeyedAt+"="+strconv.Itoa(at),
 			envKeyedLog+"="+logPath)
-		out, err := cmd.CombinedOutput()
-		killed := false
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL {
-				killed = true
-			}
-		}
-		if err != nil && !killed {
-			t.Fatalf("run %d (%s at %d): %v\n%s", run, mode, at, err, out)
-		}
 		handled := readKeyedLog(t, logPath)
 		after, err := store.Load(context.Background())
 		if err != nil {
